@@ -1,0 +1,9 @@
+"""Relend's custom actions, split by concern.
+
+- ``settings``: configuration from environment variables
+- ``backend``: the HTTP client of the eligibility service
+- ``language``, ``formatting``: choosing the borrower's language; money and dates in it
+- ``explanations``: turning a decision into words (no I/O)
+- ``context``: reading identity and locale from the channel's metadata each turn
+- ``eligibility``, ``clarify``, ``appeals``, ``handoff``: the actions themselves
+"""

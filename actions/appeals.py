@@ -1,0 +1,309 @@
+"""Appeals in the conversation: start one against the decision just explained, collect the
+borrower's statement (a form they can cancel at any step), confirm, file it exactly once,
+and report the status of appeals already filed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from .backend import BackendError, BackendRejected
+from .conversation import (
+    DecisionUnavailable,
+    borrower_of,
+    current_decision,
+    get_backend,
+    lang_of,
+    latest_intent,
+    offer_events,
+    utc_now,
+)
+from .explanations import appealable_reason, describe_reason, explain
+from .formatting import money, when
+from .handoff import hand_off
+from .texts import say
+
+log = logging.getLogger("relend.actions.appeals")
+
+STATEMENT_MIN_CHARS = 4
+STATEMENT_MAX_CHARS = 2000
+# Insults on their own are not a statement; a statement that also vents is still a statement.
+_ABUSE = re.compile(r"(傻[逼b比]|sb|操你|草你|妈的|他妈|滚|fuck\w*|shit|idiot|stupid|bastard)",
+                    re.IGNORECASE)
+FORM_SLOTS = ("appeal_statement", "appeal_confirmed")
+
+
+def idempotency_key(conversation_id: str, decision_id: str, reason_code: str,
+                    attempt: int = 0) -> str:
+    """Same conversation, decision, reason and attempt -> same key: a retry or a double-click
+    never files twice. ``attempt`` counts appeals on this reason already decided, so a new
+    appeal after a rejection is a new request rather than a replay of the old one."""
+    seed = f"{conversation_id}|{decision_id}|{reason_code}" + (f"|{attempt}" if attempt else "")
+    return f"chat-{hashlib.sha256(seed.encode()).hexdigest()[:40]}"
+
+
+def _reset_form() -> list[EventType]:
+    return [SlotSet(name, None) for name in FORM_SLOTS]
+
+
+def _not_ready() -> list[EventType]:
+    """No appeal form follows (the rules branch on this slot)."""
+    return [SlotSet("appeal_ready", False)]
+
+
+async def _earlier_appeals(tracker: Tracker, borrower_id: str, reason_code: str
+                           ) -> tuple[dict[str, Any] | None, int]:
+    """The open appeal on this reason, if any, and how many were already decided."""
+    try:
+        appeals = await asyncio.to_thread(get_backend().appeals, borrower_id,
+                                          context=f"conversation={tracker.sender_id}")
+    except BackendError:
+        return None, 0  # filing will tell us if one is open; not worth failing the flow here
+    same = [a for a in appeals if isinstance(a, dict) and a.get("reason_code") == reason_code]
+    open_one = next((a for a in same if a.get("status") in ("submitted", "in_review")), None)
+    return open_one, sum(a.get("status") in ("upheld", "rejected") for a in same)
+
+
+class BeginAppeal(Action):
+    """Confirm which decision is being appealed, then hand over to the statement form."""
+
+    def name(self) -> str:
+        return "action_begin_appeal"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        explained_before = isinstance(tracker.get_slot("decision"), dict)
+        try:
+            decision, events = await current_decision(tracker, dispatcher)
+        except DecisionUnavailable as failure:
+            return [*failure.events, *_not_ready()]
+        lang = lang_of(tracker)
+        now = utc_now()
+        intent = latest_intent(tracker)
+        if intent == "disagree_with_decision" and not explained_before:
+            # they disagree with something we have not explained yet: explain first
+            explanation = explain(decision, lang=lang, now=now, focus="disagree")
+            dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons)
+            return [*events, *offer_events(explanation.offer), *_not_ready(),
+                    SlotSet("primary_reason", explanation.primary_code)]
+        reason = appealable_reason(decision)
+        if reason is None:
+            if decision.get("eligible"):
+                say(dispatcher, "nothing_to_appeal", lang_of(tracker))
+                return [*events, *offer_events(None), *_not_ready()]
+            if intent == "disagree_with_decision":
+                # still disagrees after the explanation, and it cannot be appealed: a person
+                tracker.slots["decision"] = decision
+                handoff = await hand_off(dispatcher, tracker, "disagrees_not_appealable")
+                return [*events, *handoff, *_not_ready()]
+            primary = next((r for r in decision.get("reasons", []) if r.get("blocking")), None)
+            summary = describe_reason(primary, decision, lang=lang, now=now) if primary else ""
+            say(dispatcher, "not_appealable", lang_of(tracker), reason=summary)
+            helpful = explain(decision, lang=lang, now=now, focus="improve").text
+            dispatcher.utter_message(text=helpful)
+            say(dispatcher, "offer_human", lang_of(tracker))
+            return [*events, *offer_events("human"), *_not_ready()]
+        borrower_id = borrower_of(tracker) or ""
+        already, decided = await _earlier_appeals(tracker, borrower_id, reason["code"])
+        if already is not None:
+            dispatcher.utter_message(text=_status_text(already, decision, lang))
+            return [*events, *offer_events(None), *_not_ready()]
+        summary = describe_reason(reason, decision, lang=lang, now=now)
+        say(dispatcher, "appeal_which_decision", lang_of(tracker), reason=summary,
+                                 checked=when(decision.get("checked_at"), lang,
+                                              decision.get("timezone"), now))
+        return [*events, *_reset_form(), *offer_events(None),
+                SlotSet("appeal_reason_code", reason["code"]),
+                SlotSet("appeal_decision_id", decision.get("decision_id")),
+                SlotSet("appeal_key", idempotency_key(tracker.sender_id,
+                                                      str(decision.get("decision_id")),
+                                                      reason["code"], decided)),
+                SlotSet("appeal_ready", True)]
+
+
+class ValidateAppealForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_appeal_form"
+
+    async def validate_appeal_statement(self, value: Any, dispatcher: CollectingDispatcher,
+                                        tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        text = (value if isinstance(value, str) else "").strip()
+        if text.startswith("/"):
+            text = ""  # a button payload is not a statement
+        meaningful = _ABUSE.sub("", text).strip(" ，。！!?？.~…")
+        if len(meaningful) < STATEMENT_MIN_CHARS:
+            # these texts live in texts.py (the domain has no such responses)
+            key = "appeal_statement_abusive" if _ABUSE.search(text) \
+                else "appeal_statement_too_short"
+            say(dispatcher, key, lang_of(tracker))
+            return {"appeal_statement": None}
+        return {"appeal_statement": text[:STATEMENT_MAX_CHARS]}
+
+
+class AskAppealStatement(Action):
+    def name(self) -> str:
+        return "action_ask_appeal_statement"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        say(dispatcher, "ask_appeal_statement", lang_of(tracker))
+        return []
+
+
+class AskAppealConfirmed(Action):
+    """Read back what will be filed, with buttons to confirm or cancel."""
+
+    def name(self) -> str:
+        return "action_ask_appeal_confirmed"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        lang = lang_of(tracker)
+        decision = tracker.get_slot("decision") or {}
+        code = tracker.get_slot("appeal_reason_code")
+        reason = next((r for r in decision.get("reasons", []) if r.get("code") == code),
+                      {"code": code, "details": {}})
+        summary = describe_reason(reason, decision, lang=lang, now=utc_now())
+        statement = tracker.get_slot("appeal_statement") or ""
+        shown = statement if len(statement) <= 200 else statement[:200] + "…"
+        say(dispatcher, "ask_appeal_confirmed", lang_of(tracker), reason=summary,
+                                 statement=shown)
+        return []
+
+
+class FileAppeal(Action):
+    def name(self) -> str:
+        return "action_file_appeal"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        lang = lang_of(tracker)
+        if tracker.get_slot("appeal_confirmed") is not True:
+            dispatcher.utter_message(response="utter_appeal_cancelled")
+            return [*_reset_form(), *offer_events(None)]
+        borrower_id = borrower_of(tracker)
+        decision_id = tracker.get_slot("appeal_decision_id")
+        code = tracker.get_slot("appeal_reason_code")
+        statement = tracker.get_slot("appeal_statement")
+        if not (borrower_id and decision_id and code and statement):
+            dispatcher.utter_message(response="utter_appeal_cancelled")
+            return [*_reset_form(), *offer_events(None)]
+        context = f"conversation={tracker.sender_id} borrower={borrower_id}"
+        try:
+            appeal = await asyncio.to_thread(
+                get_backend().file_appeal, borrower_id=borrower_id, decision_id=decision_id,
+                reason_code=code, statement=statement,
+                idempotency_key=tracker.get_slot("appeal_key")
+                or idempotency_key(tracker.sender_id, decision_id, code),
+                context=context)
+        except BackendRejected as exc:
+            log.warning("appeal refused [%s]: %s", context, exc)
+            if exc.code == "appeal_already_open":
+                say(dispatcher, "appeal_already_open", lang,
+                    appeal_id=exc.details.get("appeal_id", ""))
+                return [*_reset_form(), *offer_events(None)]
+            say(dispatcher, "appeal_failed", lang_of(tracker))
+            return [*offer_events("human"), SlotSet("handoff_reason", "appeal_refused")]
+        except BackendError as exc:
+            # keep the statement: the person who takes over sees it in the case
+            log.error("appeal could not be filed [%s]: %s", context, exc)
+            say(dispatcher, "appeal_failed", lang_of(tracker))
+            return [*offer_events("human"), SlotSet("backend_failed", True),
+                    SlotSet("handoff_reason", "appeal_not_filed")]
+        ids = list(tracker.get_slot("appeal_ids") or [])
+        if appeal.get("appeal_id") not in ids:
+            ids.append(appeal.get("appeal_id"))
+        tz = (tracker.get_slot("decision") or {}).get("timezone")
+        say(dispatcher, "appeal_filed", lang_of(tracker), appeal_id=appeal.get("appeal_id"),
+                                 respond_by=when(appeal.get("respond_by"), lang, tz, utc_now()))
+        return [*_reset_form(), *offer_events(None), SlotSet("appeal_ids", ids),
+                SlotSet("appeal_reason_code", None), SlotSet("appeal_ready", False)]
+
+
+def _status_text(appeal: dict[str, Any], decision: dict[str, Any] | None, lang: str) -> str:
+    now = utc_now()
+    tz = (decision or {}).get("timezone")
+    appeal_id = appeal.get("appeal_id")
+    submitted = when(appeal.get("submitted_at"), lang, tz, now)
+    respond_by = when(appeal.get("respond_by"), lang, tz, now)
+    status = appeal.get("status")
+    note = appeal.get("resolution_note") or ""
+    zh = lang == "zh"
+    if status == "submitted":
+        return (f"您的申诉 {appeal_id}（{submitted}提交）已收到，正在排队等待复核，"
+                f"我们会在{respond_by}前给您答复。" if zh else
+                f"Your appeal {appeal_id} (filed {submitted}) has been received and is waiting "
+                f"for review. You'll hear back by {respond_by}.")
+    if status == "in_review":
+        return (f"您的申诉 {appeal_id} 正在复核中，我们会在{respond_by}前给您答复。" if zh else
+                f"Your appeal {appeal_id} is being reviewed now. You'll hear back by "
+                f"{respond_by}.")
+    if status == "upheld":
+        restored = appeal.get("restored_limit")
+        limit_zh = f"额度已恢复为{money(restored, 'zh')}，" if restored else ""
+        limit_en = f" Your limit has been restored to {money(restored, 'en')}." if restored else ""
+        return (f"好消息：您的申诉 {appeal_id} 已通过，{limit_zh}现在可以重新尝试借款。" if zh else
+                f"Good news: your appeal {appeal_id} was upheld.{limit_en} You can try "
+                "borrowing again now.")
+    if status == "rejected":
+        return (f"您的申诉 {appeal_id} 经复核未通过，原因：{note or '复核后维持原结果'}。"
+                "如果还有疑问，我可以为您转人工客服。" if zh else
+                f"Your appeal {appeal_id} was reviewed and not upheld: "
+                f"{note or 'the original decision stands'}. If you still have questions, I can "
+                "connect you with a person.")
+    return f"{appeal_id}: {status}"
+
+
+_STATUS_NAMES = {"submitted": ("已提交", "submitted"), "in_review": ("复核中", "in review"),
+                 "upheld": ("已通过", "upheld"), "rejected": ("未通过", "not upheld")}
+
+
+def _status_name(status: Any, lang: str) -> str:
+    names = _STATUS_NAMES.get(str(status))
+    return (names[0] if lang == "zh" else names[1]) if names else str(status)
+
+
+class ReportAppealStatus(Action):
+    def name(self) -> str:
+        return "action_report_appeal_status"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        lang = lang_of(tracker)
+        borrower_id = borrower_of(tracker)
+        if borrower_id is None:
+            say(dispatcher, "no_identity", lang_of(tracker))
+            return []
+        context = f"conversation={tracker.sender_id} borrower={borrower_id}"
+        try:
+            appeals = await asyncio.to_thread(get_backend().appeals, borrower_id,
+                                              context=context)
+        except BackendError as exc:
+            log.error("appeal status unavailable [%s]: %s", context, exc)
+            say(dispatcher, "backend_unavailable", lang_of(tracker))
+            return [*offer_events("human"), SlotSet("backend_failed", True)]
+        if not appeals:
+            say(dispatcher, "no_appeals", lang_of(tracker))
+            return offer_events(None)
+        latest = appeals[0]
+        lines = [_status_text(latest, tracker.get_slot("decision"), lang)]
+        if len(appeals) > 1:
+            others = ", ".join(f"{a.get('appeal_id')} ({_status_name(a.get('status'), lang)})"
+                               for a in appeals[1:4])
+            lines.append(f"其他申诉：{others}" if lang == "zh" else f"Earlier appeals: {others}")
+        rejected = latest.get("status") == "rejected"
+        buttons = [{"title": "转人工客服" if lang == "zh" else "Talk to a person",
+                    "payload": "/request_human"}] if rejected else []
+        dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
+        events = offer_events("human" if rejected else None)
+        if latest.get("status") == "upheld":
+            events.append(SlotSet("decision", None))  # the old decision no longer holds
+        return events

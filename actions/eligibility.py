@@ -1,0 +1,102 @@
+"""Answer the eligibility family of questions from the borrower's own decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from .conversation import (
+    DecisionUnavailable,
+    current_decision,
+    lang_of,
+    latest_intent,
+    offer_events,
+    utc_now,
+)
+from .explanations import explain
+from .settings import settings
+from .texts import say
+
+FOCUS_BY_INTENT = {
+    "cannot_borrow_after_repayment": "explain",
+    "ask_limit_restore_time": "restore_time",
+    "ask_improve_eligibility": "improve",
+    "limit_reduced_or_closed": "reduced_or_closed",
+    "ask_repayment_status": "repayment_status",
+    "disagree_with_decision": "disagree",
+}
+OTHER_PRODUCTS = {
+    "jiebei": ("借呗", "Jiebei"), "huabei": ("花呗", "Huabei"),
+    "weilidai": ("微粒贷", "Weilidai"), "xinyongdai": ("信用贷", "other credit loans"),
+}
+
+
+def product_note(tracker: Tracker, lang: str) -> tuple[str | None, list[EventType]]:
+    """Once per conversation: say whose account we can see when they name another brand."""
+    if tracker.get_slot("product_note_shown"):
+        return None, []
+    named = [e.get("value") for e in (tracker.latest_message or {}).get("entities", [])
+             if e.get("entity") == "product" and e.get("value") in OTHER_PRODUCTS]
+    if not named:
+        return None, []
+    zh, en = OTHER_PRODUCTS[named[0]]
+    config = settings()
+    note = (f"（说明：我是{config.product_name_zh}的助手，下面是您在{config.product_name_zh}的"
+            f"额度情况；{zh}的账户我这里看不到。）" if lang == "zh" else
+            f"(Just so you know: I'm the {config.product_name_en} assistant, so below is your "
+            f"{config.product_name_en} account; I can't see {en} accounts.)")
+    return note, [SlotSet("product_note_shown", True)]
+
+
+class ExplainDecision(Action):
+    """The core answer: why this borrower can or cannot borrow now, and what to do next."""
+
+    def name(self) -> str:
+        return "action_explain_decision"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        try:
+            decision, events = await current_decision(tracker, dispatcher)
+        except DecisionUnavailable as failure:
+            return failure.events
+        lang = lang_of(tracker)
+        focus = FOCUS_BY_INTENT.get(latest_intent(tracker), "explain")
+        note, note_events = product_note(tracker, lang)
+        explanation = explain(decision, lang=lang, now=utc_now(), focus=focus,
+                              product_note=note)
+        dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons)
+        return [*events, *note_events, *offer_events(explanation.offer),
+                SlotSet("primary_reason", explanation.primary_code),
+                SlotSet("appealable", _appealable(decision))]
+
+
+def _appealable(decision: dict[str, Any]) -> bool:
+    return any(r.get("appealable") for r in decision.get("reasons", []))
+
+
+class ReportAppError(Action):
+    """An app problem: say so if a known incident explains it; otherwise what to try."""
+
+    def name(self) -> str:
+        return "action_report_app_error"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        try:
+            decision, events = await current_decision(tracker, dispatcher)
+        except DecisionUnavailable as failure:
+            return failure.events
+        incident = next((r for r in decision.get("reasons", [])
+                         if r.get("code") == "SYSTEM_INCIDENT"), None)
+        if incident is not None:
+            focused = {**decision, "reasons": [incident], "eligible": False}
+            text = explain(focused, lang=lang_of(tracker), now=utc_now()).text
+            dispatcher.utter_message(text=text)
+            return [*events, *offer_events(None)]
+        say(dispatcher, "app_troubleshooting", lang_of(tracker))
+        return [*events, *offer_events("human")]

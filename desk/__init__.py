@@ -1,0 +1,6 @@
+"""Relend support desk: owns the conversations between the app and the assistant.
+
+The in-app chat connects here (WebSocket); the desk verifies who the borrower is, stores every
+message, forwards messages to Rasa's REST channel with the verified identity and locale, and
+routes conversations to support agents on handoff. See docs/desk.md.
+"""

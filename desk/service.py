@@ -1,0 +1,199 @@
+"""What the desk does with its records, independent of HTTP and sockets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .auth import hash_password
+from .masking import mask, mask_text
+from .models import Agent, CannedReply, Case, Conversation, Message, Note
+
+OPEN_CASE = ("waiting", "claimed")
+
+DEMO_AGENTS = (("agent1", "李娜 Li Na"), ("agent2", "王磊 Wang Lei"))
+DEFAULT_CANNED = (
+    ("问候 Greeting", "您好，我是人工客服，已经看到了您和助手的对话，我来帮您处理。",
+     "Hi, I'm a member of the support team. I've read your conversation with the assistant "
+     "and I'll take it from here."),
+    ("正在核查 Checking", "我正在核查您的账户情况，请稍等几分钟。",
+     "I'm checking your account now; this will take a few minutes."),
+    ("身份已更新 ID updated", "您的身份信息已经更新完成，我把对话交还给助手，它会重新为您查询。",
+     "Your ID details are updated. I'll hand you back to the assistant to check again."),
+    ("结束 Closing", "还有其他问题吗？如果没有，我先结束这次对话，祝您生活愉快。",
+     "Is there anything else? If not, I'll close this conversation. Take care."),
+)
+
+
+class DeskError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def ensure_demo_data(session: Session, password: str) -> None:
+    """Demo agents and canned replies for the sandbox (idempotent)."""
+    for username, name in DEMO_AGENTS:
+        if session.execute(select(Agent).where(Agent.username == username)).first() is None:
+            session.add(Agent(username=username, display_name=name,
+                              password_hash=hash_password(password)))
+    if session.execute(select(CannedReply).limit(1)).first() is None:
+        for title, zh, en in DEFAULT_CANNED:
+            session.add(CannedReply(title=title, text_zh=zh, text_en=en))
+    session.commit()
+
+
+def open_conversation(session: Session, borrower_id: str, locale: str, now: datetime
+                      ) -> Conversation:
+    """The borrower's open conversation, or a new one."""
+    conversation = session.execute(
+        select(Conversation).where(Conversation.borrower_id == borrower_id,
+                                   Conversation.status == "open")
+        .order_by(Conversation.created_at.desc())
+    ).scalars().first()
+    if conversation is None:
+        conversation = Conversation(id="c-" + uuid.uuid4().hex[:24], borrower_id=borrower_id,
+                                    locale=locale, owner="bot", status="open", created_at=now,
+                                    updated_at=now)
+        session.add(conversation)
+        session.commit()
+    elif conversation.locale != locale:
+        conversation.locale = locale
+        session.commit()
+    return conversation
+
+
+def add_message(session: Session, conversation_id: str, sender: str, text: str, now: datetime,
+                *, buttons: list[dict[str, Any]] | None = None, client_id: str | None = None,
+                agent_name: str | None = None) -> tuple[Message, bool]:
+    """Store a message once; a repeated client id returns the stored one (created=False)."""
+    if client_id:
+        existing = session.execute(select(Message).where(
+            Message.conversation_id == conversation_id,
+            Message.client_message_id == client_id)).scalar_one_or_none()
+        if existing is not None:
+            return existing, False
+    message = Message(conversation_id=conversation_id, sender=sender, text=text,
+                      buttons=buttons or None, client_message_id=client_id,
+                      agent_name=agent_name, created_at=now)
+    session.add(message)
+    session.execute(update(Conversation).where(Conversation.id == conversation_id)
+                    .values(updated_at=now))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = session.execute(select(Message).where(
+            Message.conversation_id == conversation_id,
+            Message.client_message_id == client_id)).scalar_one()
+        return existing, False
+    return message, True
+
+
+def message_dict(message: Message, *, for_agent: bool = False) -> dict[str, Any]:
+    text = mask_text(message.text) if for_agent and message.sender == "borrower" else message.text
+    return {"type": "message", "id": message.id, "conversation_id": message.conversation_id,
+            "sender": message.sender, "agent_name": message.agent_name, "text": text,
+            "buttons": message.buttons or [], "client_id": message.client_message_id,
+            "at": message.created_at.isoformat().replace("+00:00", "Z")}
+
+
+def messages_after(session: Session, conversation_id: str, after_id: int) -> list[Message]:
+    return list(session.execute(
+        select(Message).where(Message.conversation_id == conversation_id, Message.id > after_id)
+        .order_by(Message.id)).scalars())
+
+
+def open_case_for(session: Session, conversation_id: str) -> Case | None:
+    return session.execute(select(Case).where(Case.conversation_id == conversation_id,
+                                              Case.status.in_(OPEN_CASE))).scalars().first()
+
+
+def create_case(session: Session, payload: dict[str, Any], now: datetime) -> Case:
+    """A handoff from the bot (or from the desk when the bot cannot answer)."""
+    conversation_id = str(payload.get("conversation_id") or "")
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise DeskError(404, "conversation_not_found", "No such conversation.")
+    existing = open_case_for(session, conversation_id)
+    if existing is not None:
+        return existing  # asking twice never opens two cases
+    context = mask({k: payload.get(k) for k in (
+        "topics", "decision", "appeal_ids", "transcript", "unfiled_appeal_statement",
+        "backend_failed")})
+    case = Case(conversation_id=conversation_id, borrower_id=conversation.borrower_id,
+                language=str(payload.get("language") or conversation.locale[:2]),
+                reason=str(payload.get("reason") or "borrower_asked")[:60], context=context,
+                status="waiting", created_at=now)
+    conversation.owner = "agent"
+    session.add(case)
+    session.commit()
+    return case
+
+
+def case_summary(case: Case, agents: dict[int, str]) -> dict[str, Any]:
+    decision = (case.context or {}).get("decision") or {}
+    return {
+        "case_id": case.id, "conversation_id": case.conversation_id,
+        "borrower_id": case.borrower_id, "language": case.language, "reason": case.reason,
+        "status": case.status, "claimed_by": agents.get(case.claimed_by or 0),
+        "waiting_since": case.created_at.isoformat().replace("+00:00", "Z"),
+        "primary_reason": next((r.get("code") for r in decision.get("reasons", [])
+                                if r.get("blocking")), None) if decision else None,
+    }
+
+
+def agent_names(session: Session) -> dict[int, str]:
+    return {a.id: a.display_name for a in session.execute(select(Agent)).scalars()}
+
+
+def queue(session: Session) -> list[Case]:
+    return list(session.execute(select(Case).where(Case.status.in_(OPEN_CASE))
+                                .order_by(Case.created_at)).scalars())
+
+
+def claim(session: Session, case_id: int, agent_id: int, now: datetime) -> Case:
+    """Atomic: of two agents claiming at once, exactly one wins."""
+    result = session.execute(update(Case).where(Case.id == case_id, Case.status == "waiting")
+                             .values(status="claimed", claimed_by=agent_id, claimed_at=now))
+    session.commit()
+    case = session.get(Case, case_id)
+    if case is None:
+        raise DeskError(404, "case_not_found", "No such case.")
+    if result.rowcount != 1 and case.claimed_by != agent_id:
+        raise DeskError(409, "already_claimed", "Another agent has already claimed this case.")
+    return case
+
+
+def owned_case(session: Session, case_id: int, agent_id: int) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise DeskError(404, "case_not_found", "No such case.")
+    if case.status != "claimed" or case.claimed_by != agent_id:
+        raise DeskError(409, "not_your_case", "Claim the case before acting on it.")
+    return case
+
+
+def end_case(session: Session, case: Case, status: str, now: datetime,
+             note: str | None = None) -> None:
+    case.status = status
+    case.ended_at = now
+    case.return_note = note
+    conversation = session.get(Conversation, case.conversation_id)
+    if conversation is not None:
+        conversation.owner = "bot"
+    session.commit()
+
+
+def add_note(session: Session, case: Case, agent_id: int, text: str, now: datetime) -> Note:
+    note = Note(case_id=case.id, agent_id=agent_id, text=text, created_at=now)
+    session.add(note)
+    session.commit()
+    return note

@@ -1,0 +1,709 @@
+/* Relend in-app chat (sandbox). Plain JS, no dependencies.
+ *
+ * Delivery guarantees on the client side:
+ *  - the token, the conversation's messages (bounded cache), the last message id seen and
+ *    every outgoing message not yet acknowledged live in localStorage;
+ *  - on every (re)connect the page sends {"type":"hello","after":lastId} and then resends the
+ *    unacknowledged messages with their original client_id (the desk dedupes by client_id);
+ *  - messages are keyed by their server id, so a replay never shows one twice.
+ */
+(function () {
+  "use strict";
+
+  var SESSION_KEY = "relend.chat.session";
+  var LOCALE_KEY = "relend.chat.locale";
+  var STATE_PREFIX = "relend.chat.state.";
+  var MAX_CACHED = 300;
+  var MAX_BACKOFF_MS = 15000;
+
+  var TEXT = {
+    "zh": {
+      sandboxTitle: "在线客服 · 演示环境",
+      sandboxIntro: "请选择一位演示用户进入对话。每位用户对应一种“还款后借不了”的情况，助手会根据资格系统的结果为其解释原因。",
+      chatTitle: "Relend 客服",
+      placeholder: "请输入您的问题…",
+      send: "发送",
+      switchUser: "切换用户",
+      privacyNote: "为保护您的隐私，请勿在对话中发送完整的身份证号或银行卡号。",
+      online: "智能助手 · 在线",
+      humanOnline: "人工客服 · {name} 为您服务",
+      connecting: "连接中…",
+      reconnecting: "网络连接中断，正在重新连接…",
+      reconnectIn: "网络连接中断，{s} 秒后重试…",
+      offlineQueued: "消息已保存，连接恢复后会自动发送",
+      loadFailed: "无法加载演示用户，请确认客服服务已启动。",
+      loginFailed: "登录失败，请稍后重试。",
+      sending: "发送中",
+      failed: "未发送",
+      you: "我",
+      bot: "智能助手",
+      agentTag: "人工",
+      agent: "人工客服",
+      tooLong: "消息太长了，请分几次发送（最多 {n} 字）。",
+      empty: "不能发送空消息。",
+      suggestions: ["我还清了为什么借不了", "额度什么时候恢复", "申诉进度", "转人工"]
+    },
+    "en": {
+      sandboxTitle: "Support · Sandbox",
+      sandboxIntro: "Pick a demo borrower to start chatting. Each one has a different reason for not being able to borrow after repaying; the assistant explains it from the eligibility system.",
+      chatTitle: "Relend Support",
+      placeholder: "Type your question…",
+      send: "Send",
+      switchUser: "Switch borrower",
+      privacyNote: "For your privacy, please don't send full ID card or bank card numbers here.",
+      online: "Assistant · online",
+      humanOnline: "Agent · {name} is helping you",
+      connecting: "Connecting…",
+      reconnecting: "Connection lost. Reconnecting…",
+      reconnectIn: "Connection lost. Retrying in {s} s…",
+      offlineQueued: "Saved. It will be sent when the connection is back",
+      loadFailed: "Could not load the demo borrowers. Is the desk running?",
+      loginFailed: "Sign-in failed. Please try again.",
+      sending: "Sending",
+      failed: "Not sent",
+      you: "Me",
+      bot: "Assistant",
+      agentTag: "Human",
+      agent: "Support agent",
+      tooLong: "That message is too long; please split it (max {n} characters).",
+      empty: "Cannot send an empty message.",
+      suggestions: ["I repaid, why can't I borrow?", "When will my limit come back?", "How's my appeal?", "Talk to a person"]
+    }
+  };
+
+  // ---------- small helpers ----------
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        var v = attrs[k];
+        if (v === null || v === undefined || v === false) return;
+        if (k === "text") node.textContent = v;
+        else if (k === "class") node.className = v;
+        else if (k === "testid") node.setAttribute("data-testid", v);
+        else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), v);
+        else node.setAttribute(k, v === true ? "" : v);
+      });
+    }
+    (children || []).forEach(function (c) { if (c) node.appendChild(c); });
+    return node;
+  }
+  function load(key, fallback) {
+    try {
+      var raw = localStorage.getItem(key);
+      return raw ? JSON.parse(raw) : fallback;
+    } catch (e) { return fallback; }
+  }
+  function save(key, value) {
+    try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* quota: best effort */ }
+  }
+  function fmt(template, fields) {
+    return template.replace(/\{(\w+)\}/g, function (_, k) { return fields[k] !== undefined ? fields[k] : ""; });
+  }
+  function newClientId() {
+    var rand = "";
+    var bytes = new Uint8Array(8);
+    (window.crypto || window.msCrypto).getRandomValues(bytes);
+    for (var i = 0; i < bytes.length; i++) rand += bytes[i].toString(36);
+    return ("m" + Date.now().toString(36) + "-" + rand).slice(0, 64);
+  }
+  function timeOf(iso) {
+    var d = iso ? new Date(iso) : new Date();
+    if (isNaN(d.getTime())) return "";
+    return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+  }
+  /** "李娜 Li Na" -> "李娜" in Chinese, "Li Na" in English. */
+  function agentDisplayName(name, lang) {
+    name = String(name || "").trim();
+    var m = name.match(/^([\u3400-\u9fff·]+)\s+([A-Za-z].*)$/);
+    if (!m) return name;
+    return lang === "en" ? m[2] : m[1];
+  }
+
+  // ---------- state ----------
+  var session = load(SESSION_KEY, null);       // {token, borrower_id, name, locale}
+  var chosenLocale = load(LOCALE_KEY, null) || (session && session.locale) || "zh-CN";
+  var state = null;                            // per borrower, see freshState()
+  var socket = null;
+  var socketReady = false;
+  var attempts = 0;
+  var reconnectTimer = null;
+  var countdownTimer = null;
+  var typingTimer = null;
+  var stopped = true;
+  var renderedIds = {};                        // message id -> row element
+  var pendingEls = {};                         // client_id -> row element
+
+  function lang() { return (session ? session.locale : chosenLocale).slice(0, 2) === "en" ? "en" : "zh"; }
+  function t(key) { return TEXT[lang()][key]; }
+
+  function freshState() {
+    return { conversation_id: null, lastId: 0, messages: [], unacked: [], labels: {} };
+  }
+  function stateKey() { return STATE_PREFIX + session.borrower_id; }
+  function loadState() {
+    var s = load(stateKey(), null);
+    if (!s || typeof s !== "object" || !Array.isArray(s.messages)) s = freshState();
+    s.unacked = Array.isArray(s.unacked) ? s.unacked : [];
+    s.labels = s.labels && typeof s.labels === "object" ? s.labels : {};
+    s.lastId = typeof s.lastId === "number" ? s.lastId : 0;
+    return s;
+  }
+  function persist() {
+    if (!session || !state) return;
+    if (state.messages.length > MAX_CACHED) state.messages = state.messages.slice(-MAX_CACHED);
+    var keep = {};
+    state.unacked.forEach(function (u) { if (u.label) keep[u.client_id] = u.label; });
+    state.messages.forEach(function (m) {
+      if (m.client_id && state.labels[m.client_id]) keep[m.client_id] = state.labels[m.client_id];
+    });
+    state.labels = keep;
+    save(stateKey(), state);
+  }
+
+  // ---------- i18n ----------
+  function applyText() {
+    var l = lang();
+    document.documentElement.lang = l === "en" ? "en" : "zh-CN";
+    document.title = l === "en" ? "Relend Support" : "Relend 在线客服";
+    document.querySelectorAll("[data-i18n]").forEach(function (node) {
+      node.textContent = TEXT[l][node.getAttribute("data-i18n")];
+    });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach(function (node) {
+      node.setAttribute("placeholder", TEXT[l][node.getAttribute("data-i18n-placeholder")]);
+    });
+    document.querySelectorAll("[data-i18n-title]").forEach(function (node) {
+      node.setAttribute("title", TEXT[l][node.getAttribute("data-i18n-title")]);
+      node.setAttribute("aria-label", TEXT[l][node.getAttribute("data-i18n-title")]);
+    });
+    document.querySelectorAll("[data-locale]").forEach(function (b) {
+      b.classList.toggle("active", b.getAttribute("data-locale") === chosenLocale);
+      b.setAttribute("aria-pressed", b.getAttribute("data-locale") === chosenLocale ? "true" : "false");
+    });
+  }
+
+  // ---------- picker ----------
+  var borrowers = null;
+
+  function showPicker(error) {
+    stopSocket();
+    $("chat").hidden = true;
+    $("picker").hidden = false;
+    applyText();
+    var box = $("picker-error");
+    box.hidden = !error;
+    box.textContent = error || "";
+    if (borrowers) renderBorrowers(); else fetchBorrowers();
+  }
+
+  function fetchBorrowers() {
+    var list = $("borrower-list");
+    list.innerHTML = "";
+    for (var i = 0; i < 5; i++) list.appendChild(el("li", null, [el("div", { "class": "skeleton" })]));
+    fetch("/api/demo/borrowers").then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    }).then(function (body) {
+      borrowers = body.borrowers || [];
+      renderBorrowers();
+    }).catch(function () {
+      list.innerHTML = "";
+      var box = $("picker-error");
+      box.hidden = false;
+      box.textContent = t("loadFailed");
+    });
+  }
+
+  function renderBorrowers() {
+    var list = $("borrower-list");
+    list.innerHTML = "";
+    list.setAttribute("aria-busy", "false");
+    borrowers.forEach(function (b) {
+      var initial = (b.name || b.borrower_id).trim().charAt(0).toUpperCase();
+      var btn = el("button", {
+        type: "button", "class": "borrower", testid: "borrower-" + b.borrower_id,
+        "data-borrower-id": b.borrower_id,
+        onclick: function () { login(b); }
+      }, [
+        el("span", { "class": "initial", "aria-hidden": "true", text: initial }),
+        el("span", { "class": "meta" }, [
+          el("span", { "class": "name" }, [
+            el("span", { text: b.name }), el("span", { "class": "bid", text: b.borrower_id })
+          ]),
+          el("span", { "class": "situation", text: b.situation, style: "display:block" })
+        ]),
+        el("span", { "class": "chev", "aria-hidden": "true", text: "›" })
+      ]);
+      list.appendChild(el("li", null, [btn]));
+    });
+  }
+
+  function login(borrower) {
+    var locale = chosenLocale;
+    fetch("/api/demo/login", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ borrower_id: borrower.borrower_id, locale: locale })
+    }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    }).then(function (body) {
+      session = { token: body.token, borrower_id: borrower.borrower_id, name: borrower.name, locale: locale };
+      save(SESSION_KEY, session);
+      startChat();
+    }).catch(function () { showPicker(t("loginFailed")); });
+  }
+
+  /** The token expired or was refused: the sandbox signs a new one for the same borrower. */
+  function relogin() {
+    var previous = session;
+    fetch("/api/demo/login", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ borrower_id: previous.borrower_id, locale: previous.locale })
+    }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    }).then(function (body) {
+      session = Object.assign({}, previous, { token: body.token });
+      save(SESSION_KEY, session);
+      attempts = 0;
+      connect();
+    }).catch(function () {
+      localStorage.removeItem(SESSION_KEY);
+      session = null;
+      showPicker(TEXT[previous.locale.slice(0, 2) === "en" ? "en" : "zh"].loginFailed);
+    });
+  }
+
+  // ---------- chat ----------
+  function startChat() {
+    $("picker").hidden = true;
+    $("chat").hidden = false;
+    applyText();
+    $("who").textContent = session.name || session.borrower_id;
+    $("who").title = session.borrower_id;
+    state = loadState();
+    renderAll();
+    renderSuggestions();
+    stopped = false;
+    attempts = 0;
+    connect();
+    $("input").focus();
+  }
+
+  function renderAll() {
+    $("message-list").innerHTML = "";
+    renderedIds = {};
+    pendingEls = {};
+    state.messages.forEach(function (m) { insertRow(m); });
+    state.unacked.forEach(function (u) { renderPending(u); });
+    refreshQuickReplies();
+    refreshStatus();
+    scrollDown(true);
+  }
+
+  function buttonTitle(text) {
+    // a quick reply sends its payload; show the button's title instead of "/affirm"
+    for (var i = state.messages.length - 1; i >= 0; i--) {
+      var buttons = state.messages[i].buttons || [];
+      for (var j = 0; j < buttons.length; j++) if (buttons[j].payload === text) return buttons[j].title;
+    }
+    return null;
+  }
+
+  function displayText(m) {
+    if (m.sender === "borrower") {
+      if (m.client_id && state.labels[m.client_id]) return state.labels[m.client_id];
+      if (m.text && m.text.charAt(0) === "/") return buttonTitle(m.text) || m.text;
+    }
+    return m.text;
+  }
+
+  function buildRow(m) {
+    if (m.sender === "system") {
+      return el("div", { "class": "system-row", testid: "message-system", "data-id": m.id }, [
+        el("div", { "class": "system", text: m.text })
+      ]);
+    }
+    var row = el("div", {
+      "class": "msg-row from-" + (m.sender === "borrower" ? "borrower" : m.sender === "agent" ? "agent" : "bot"),
+      testid: "message-" + m.sender, "data-id": m.id, "data-sender": m.sender
+    });
+    var body = el("div", { "class": "msg-body" });
+    if (m.sender === "agent") {
+      var name = agentDisplayName(m.agent_name, lang());
+      row.appendChild(el("div", { "class": "avatar agent", "aria-hidden": "true", text: (name || "客").charAt(0) }));
+      body.appendChild(el("div", { "class": "sender-label", testid: "agent-label" }, [
+        el("span", { "class": "tag", text: t("agentTag") }),
+        document.createTextNode(t("agent") + (name ? " · " + name : ""))
+      ]));
+    } else if (m.sender === "bot") {
+      row.appendChild(el("div", { "class": "avatar bot", "aria-hidden": "true", text: "R" }));
+      body.appendChild(el("div", { "class": "sender-label", text: t("bot") }));
+    }
+    body.appendChild(el("div", { "class": "bubble", testid: "bubble", text: displayText(m) }));
+    if (m.sender === "bot" && m.buttons && m.buttons.length) {
+      var box = el("div", { "class": "quick-replies", testid: "quick-replies", "data-for": m.id });
+      m.buttons.forEach(function (b) {
+        box.appendChild(el("button", {
+          type: "button", "class": "quick-reply", testid: "quick-reply",
+          "data-payload": b.payload, text: b.title,
+          onclick: function (ev) {
+            if (ev.currentTarget.disabled) return;
+            sendText(b.payload, b.title);
+          }
+        }));
+      });
+      body.appendChild(box);
+    }
+    body.appendChild(el("div", { "class": "msg-meta" }, [el("span", { text: timeOf(m.at) })]));
+    row.appendChild(body);
+    return row;
+  }
+
+  /** Put a server message in id order; returns false when it was already shown. */
+  function insertRow(m) {
+    if (renderedIds[m.id]) return false;
+    var row = buildRow(m);
+    var list = $("message-list");
+    var before = null;
+    var children = list.children;
+    for (var i = 0; i < children.length; i++) {
+      var node = children[i];
+      if (node.classList.contains("pending")) { before = node; break; }
+      var id = Number(node.getAttribute("data-id"));
+      if (id > m.id) { before = node; break; }
+    }
+    list.insertBefore(row, before);
+    renderedIds[m.id] = row;
+    return true;
+  }
+
+  function renderPending(u) {
+    var row = el("div", {
+      "class": "msg-row from-borrower pending" + (u.failed ? " failed" : ""),
+      testid: "message-pending", "data-client-id": u.client_id
+    }, [el("div", { "class": "msg-body" }, [
+      el("div", { "class": "bubble", testid: "bubble", text: u.label || u.text }),
+      el("div", { "class": "msg-meta" }, [
+        el("span", { "class": "state" + (u.failed ? " failed" : ""), testid: "pending-state",
+                     text: u.failed ? t("failed") : t("sending") + "…" })
+      ])
+    ])]);
+    $("message-list").appendChild(row);
+    pendingEls[u.client_id] = row;
+  }
+
+  function dropPending(clientId) {
+    var row = pendingEls[clientId];
+    if (row && row.parentNode) row.parentNode.removeChild(row);
+    delete pendingEls[clientId];
+  }
+
+  /** A message from the server (live or replayed): store once, show once. */
+  function accept(m) {
+    if (!m || typeof m.id !== "number") return;
+    if (m.client_id) {
+      dropPending(m.client_id);
+      state.unacked = state.unacked.filter(function (u) { return u.client_id !== m.client_id; });
+    }
+    var known = state.messages.some(function (x) { return x.id === m.id; });
+    if (!known) {
+      var entry = {
+        id: m.id, sender: m.sender, agent_name: m.agent_name || null, text: m.text,
+        buttons: m.buttons || [], client_id: m.client_id || null, at: m.at
+      };
+      var idx = state.messages.length;
+      while (idx > 0 && state.messages[idx - 1].id > m.id) idx--;
+      state.messages.splice(idx, 0, entry);
+      insertRow(entry);
+    }
+    if (m.id > state.lastId) state.lastId = m.id;
+    if (m.sender === "bot" || m.sender === "agent") setTyping(false);
+  }
+
+  function afterChange(forceScroll) {
+    persist();
+    refreshQuickReplies();
+    refreshStatus();
+    renderSuggestions();
+    scrollDown(forceScroll);
+  }
+
+  function refreshQuickReplies() {
+    var lastBorrower = 0;
+    state.messages.forEach(function (m) { if (m.sender === "borrower" && m.id > lastBorrower) lastBorrower = m.id; });
+    if (state.unacked.length) lastBorrower = Infinity;
+    document.querySelectorAll(".quick-replies").forEach(function (box) {
+      var used = Number(box.getAttribute("data-for")) < lastBorrower;
+      box.querySelectorAll("button").forEach(function (b) { b.disabled = used; });
+    });
+  }
+
+  function renderSuggestions() {
+    var box = $("suggestions");
+    box.innerHTML = "";
+    var started = state.unacked.length || state.messages.some(function (m) { return m.sender === "borrower"; });
+    if (started) return;
+    t("suggestions").forEach(function (text) {
+      box.appendChild(el("button", { type: "button", testid: "suggestion", text: text,
+                                     onclick: function () { sendText(text); } }));
+    });
+  }
+
+  function refreshStatus() {
+    var dot = $("status-dot");
+    var text = $("status-text");
+    if (!socketReady) {
+      dot.className = "dot off";
+      text.textContent = t("connecting");
+      return;
+    }
+    var last = null;
+    for (var i = state.messages.length - 1; i >= 0; i--) {
+      var s = state.messages[i].sender;
+      if (s === "bot" || s === "agent") { last = state.messages[i]; break; }
+    }
+    if (last && last.sender === "agent") {
+      dot.className = "dot human";
+      text.textContent = fmt(t("humanOnline"), { name: agentDisplayName(last.agent_name, lang()) });
+    } else {
+      dot.className = "dot";
+      text.textContent = t("online");
+    }
+  }
+
+  function scrollDown(force) {
+    var box = $("messages");
+    var near = box.scrollHeight - box.scrollTop - box.clientHeight < 160;
+    if (force || near) {
+      requestAnimationFrame(function () { box.scrollTop = box.scrollHeight; });
+    }
+  }
+
+  function setTyping(on) {
+    clearTimeout(typingTimer);
+    $("typing").hidden = !on;
+    if (on) {
+      typingTimer = setTimeout(function () { $("typing").hidden = true; }, 30000);
+      scrollDown(false);
+    }
+  }
+
+  function showBanner(text, kind) {
+    var b = $("conn-banner");
+    b.hidden = !text;
+    b.textContent = text || "";
+    b.className = "banner" + (kind ? " " + kind : "");
+  }
+
+  // ---------- sending ----------
+  function sendText(text, label) {
+    text = String(text || "").trim();
+    if (!text) return;
+    var u = { client_id: newClientId(), text: text, label: label || null, at: new Date().toISOString() };
+    state.unacked.push(u);
+    if (label) state.labels[u.client_id] = label;
+    persist();
+    renderPending(u);
+    renderSuggestions();
+    refreshQuickReplies();
+    scrollDown(true);
+    if (socketReady) transmit(u);
+    else showBanner(t("offlineQueued"));
+  }
+
+  function transmit(u) {
+    try {
+      socket.send(JSON.stringify({ type: "message", text: u.text, client_id: u.client_id }));
+    } catch (e) { /* the close handler reconnects and resends */ }
+  }
+
+  function onSubmit(ev) {
+    ev.preventDefault();
+    var input = $("input");
+    var text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    autosize();
+    $("send").disabled = true;
+    sendText(text);
+  }
+
+  function autosize() {
+    var input = $("input");
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight + 2, 110) + "px";
+    $("send").disabled = !input.value.trim();
+  }
+
+  // ---------- socket ----------
+  function connect() {
+    clearTimeout(reconnectTimer);
+    clearInterval(countdownTimer);
+    if (stopped || !session) return;
+    var proto = location.protocol === "https:" ? "wss:" : "ws:";
+    var ws;
+    try {
+      ws = new WebSocket(proto + "//" + location.host + "/ws/chat?token=" + encodeURIComponent(session.token));
+    } catch (e) { scheduleReconnect(); return; }
+    socket = ws;
+    socketReady = false;
+    refreshStatus();
+    ws.onmessage = function (ev) {
+      if (ws !== socket) return;
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      handle(data);
+    };
+    ws.onclose = function (ev) {
+      if (ws !== socket) return;
+      socket = null;
+      socketReady = false;
+      setTyping(false);
+      refreshStatus();
+      if (stopped) return;
+      if (ev.code === 4401) { relogin(); return; }
+      scheduleReconnect();
+    };
+    ws.onerror = function () { /* onclose follows */ };
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(reconnectTimer);
+    clearInterval(countdownTimer);
+    var base = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, attempts));
+    var delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    attempts += 1;
+    var until = Date.now() + delay;
+    var tick = function () {
+      var s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+      showBanner(s >= 2 ? fmt(t("reconnectIn"), { s: s }) : t("reconnecting"));
+    };
+    tick();
+    countdownTimer = setInterval(tick, 500);
+    reconnectTimer = setTimeout(connect, delay);
+  }
+
+  function stopSocket() {
+    stopped = true;
+    clearTimeout(reconnectTimer);
+    clearInterval(countdownTimer);
+    socketReady = false;
+    if (socket) {
+      var s = socket;
+      socket = null;
+      try { s.close(1000); } catch (e) { /* already closed */ }
+    }
+  }
+
+  function handle(data) {
+    switch (data.type) {
+      case "session":
+        if (state.conversation_id && state.conversation_id !== data.conversation_id) {
+          // the previous conversation was closed: start a clean page, keep unsent messages
+          var unacked = state.unacked;
+          var labels = state.labels;
+          state = freshState();
+          state.unacked = unacked;
+          state.labels = labels;
+          renderAll();
+        }
+        state.conversation_id = data.conversation_id;
+        persist();
+        socketReady = true;
+        attempts = 0;
+        showBanner(null);
+        socket.send(JSON.stringify({ type: "hello", after: state.lastId }));
+        state.unacked.forEach(function (u) { if (!u.failed) transmit(u); });
+        refreshStatus();
+        break;
+      case "history":
+        (data.messages || []).forEach(accept);
+        afterChange(true);
+        break;
+      case "message":
+        accept(data);
+        afterChange(data.sender === "borrower");
+        break;
+      case "ack":
+        onAck(data);
+        break;
+      case "typing":
+        setTyping(!!data.on);
+        break;
+      case "error":
+        onError(data);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function onAck(data) {
+    var u = state.unacked.filter(function (x) { return x.client_id === data.client_id; })[0];
+    state.unacked = state.unacked.filter(function (x) { return x.client_id !== data.client_id; });
+    if (u && typeof data.id === "number") {
+      // the desk stored it: show it as sent even if its echo is never seen (e.g. a resend)
+      accept({ id: data.id, sender: "borrower", text: u.text, buttons: [], client_id: u.client_id,
+               at: u.at, agent_name: null });
+    }
+    afterChange(false);
+  }
+
+  function onError(data) {
+    if (!data.client_id) return;
+    var u = state.unacked.filter(function (x) { return x.client_id === data.client_id; })[0];
+    if (!u) return;
+    state.unacked = state.unacked.filter(function (x) { return x.client_id !== data.client_id; });
+    dropPending(u.client_id);
+    u.failed = true;
+    renderPending(u);  // shown as not sent, never resent
+    persist();
+    var msg = data.code === "message_too_long" ? fmt(t("tooLong"), { n: data.limit || 2000 })
+      : data.code === "empty_message" ? t("empty") : data.code;
+    showBanner(msg, "error");
+    setTimeout(function () { if (socketReady) showBanner(null); }, 5000);
+  }
+
+  // ---------- wiring ----------
+  document.querySelectorAll("[data-locale]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      chosenLocale = b.getAttribute("data-locale");
+      save(LOCALE_KEY, chosenLocale);
+      applyText();
+    });
+  });
+  $("composer").addEventListener("submit", onSubmit);
+  $("input").addEventListener("input", autosize);
+  $("input").addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      ev.preventDefault();
+      $("composer").requestSubmit ? $("composer").requestSubmit() : onSubmit(ev);
+    }
+  });
+  $("switch-user").addEventListener("click", function () {
+    stopSocket();
+    localStorage.removeItem(SESSION_KEY);
+    chosenLocale = session ? session.locale : chosenLocale;
+    session = null;
+    state = null;
+    showPicker(null);
+  });
+  window.addEventListener("online", function () {
+    if (!stopped && !socket) { attempts = 0; connect(); }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && !stopped && !socket) { attempts = 0; connect(); }
+  });
+
+  // a small hook for tests and support staff: drop the socket to exercise reconnecting
+  window.relendChat = {
+    dropConnection: function () { if (socket) socket.close(4000, "dropped"); },
+    connected: function () { return socketReady; },
+    lastId: function () { return state ? state.lastId : 0; }
+  };
+
+  if (session && session.token && session.borrower_id) startChat();
+  else showPicker(null);
+})();

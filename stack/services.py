@@ -1,0 +1,132 @@
+"""The four servers as processes: start (or reuse what already answers), wait until ready,
+and stop only what this stack started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from .config import ROOT, StackConfig
+
+SERVICES = ("backend", "desk", "actions", "rasa")
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    health: str
+    timeout: float
+    log: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(self.health, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+def _python(module_args: list[str]) -> list[str]:
+    return [sys.executable, *module_args]
+
+
+def services(config: StackConfig) -> dict[str, Service]:
+    rasa = str(Path(sys.executable).parent / "rasa")
+    logs = config.log_dir
+    return {
+        "backend": Service("backend", _python(["-m", "eligibility", "serve"]),
+                           f"{config.url('backend')}/health", 30, logs / "backend.log"),
+        "desk": Service("desk", _python(["-m", "desk", "serve"]),
+                        f"{config.url('desk')}/health", 30, logs / "desk.log"),
+        "actions": Service("actions", [rasa, "run", "actions", "--actions", "actions",
+                                       "--port", str(config.actions_port)],
+                           f"{config.url('actions')}/health", 60, logs / "actions.log"),
+        "rasa": Service("rasa", [rasa, "run", "-i", "127.0.0.1", "--port", str(config.rasa_port),
+                                 "--model", str(config.model_path), "--enable-api",
+                                 "--auth-token", config.rasa_token,
+                                 "--endpoints", config.endpoints, "--credentials",
+                                 "credentials.yml", "--cors", "http://127.0.0.1"],
+                        f"{config.url('rasa')}/status?token={config.rasa_token}", 180,
+                        logs / "rasa.log"),
+    }
+
+
+class Stack:
+    """``with Stack(config).up(): ...`` — servers answering inside, stopped after."""
+
+    def __init__(self, config: StackConfig | None = None, *, reuse: bool = True,
+                 only: tuple[str, ...] = SERVICES) -> None:
+        self.config = config or StackConfig.from_env()
+        self.reuse = reuse
+        self.only = only
+        self.started: list[Service] = []
+        self.all = services(self.config)
+
+    def start(self) -> None:
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        env = self.config.child_env()
+        pending = []
+        for name in self.only:
+            service = self.all[name]
+            if service.healthy():
+                if not self.reuse:
+                    raise RuntimeError(f"{name}: something already answers at {service.health}")
+                continue
+            log = service.log.open("ab")
+            service.process = subprocess.Popen(service.command, cwd=ROOT, env=env, stdout=log,
+                                               stderr=subprocess.STDOUT, start_new_session=True)
+            self.started.append(service)
+            pending.append(service)
+        for service in pending:
+            self._wait(service)
+        if "rasa" in [s.name for s in pending]:
+            self._warm_up()
+
+    def _wait(self, service: Service) -> None:
+        deadline = time.monotonic() + service.timeout
+        while time.monotonic() < deadline:
+            if service.process is not None and service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited early; see {service.log}")
+            if service.healthy():
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{service.name} not ready after {service.timeout:.0f} s; "
+                           f"see {service.log}")
+
+    def _warm_up(self) -> None:
+        """The tokenizer loads its dictionary on the first message: pay that before users do."""
+        with contextlib.suppress(requests.RequestException):
+            requests.post(f"{self.config.url('rasa')}/model/parse?token={self.config.rasa_token}",
+                          json={"text": "还款后为什么借不了"}, timeout=30)
+
+    def stop(self) -> None:
+        for service in reversed(self.started):
+            if service.process is None or service.process.poll() is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.process.pid, signal.SIGTERM)
+            try:
+                service.process.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait(5)
+        self.started.clear()
+
+    @contextlib.contextmanager
+    def up(self) -> Iterator[Stack]:
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()

@@ -1,0 +1,364 @@
+"""The core actions against the real eligibility service.
+
+``python -m eligibility seed`` fills a temporary SQLite file with the demo borrowers, then
+``uvicorn eligibility.asgi:app`` serves it on 127.0.0.1 (a socket bound here and handed over
+with ``--fd``: no port race, no polling). The backend runs on its real clock, so the demo
+dates are relative to now; the actions' clock is frozen at the moment each test starts, and
+expected dates are rendered from the decision the service returned.
+
+Each user turn runs ``action_validate_slot_mappings`` first, as Rasa does, so identity and
+language come from the channel metadata exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from rasa_sdk import Action
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.appeals import BeginAppeal, FileAppeal, ReportAppealStatus, ValidateAppealForm
+from actions.context import ReadChannelContext
+from actions.eligibility import ExplainDecision, ReportAppError
+from actions.explanations import explain
+from actions.formatting import when
+from actions.handoff import HandoffToHuman
+from actions.texts import render
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SERVICE_TOKEN = "actions-test-service-token"
+BACKOFFICE_TOKEN = "actions-test-backoffice-token"
+APPEAL_ID = re.compile(r"AP\d{8}-[A-Z0-9]{6}")
+
+
+@pytest.fixture(scope="module")
+def live_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The eligibility service on a loopback port, seeded with the demo borrowers."""
+    database = tmp_path_factory.mktemp("backend") / "eligibility.db"
+    env = {**os.environ, "RELEND_BACKEND_DB_URL": f"sqlite:///{database}",
+           "RELEND_BACKEND_TOKEN": SERVICE_TOKEN, "RELEND_BACKOFFICE_TOKEN": BACKOFFICE_TOKEN,
+           "RELEND_APPEAL_RESPONSE_HOURS": "72", "RELEND_MIN_DRAWDOWN": "500",
+           "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+    seeded = subprocess.run([sys.executable, "-m", "eligibility", "seed"], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "eligibility.asgi:app", "--fd", str(listener.fileno()),
+         "--log-level", "warning", "--no-access-log"],
+        cwd=PROJECT_ROOT, env=env, pass_fds=[listener.fileno()],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        try:
+            health = requests.get(f"{base_url}/health", timeout=30)
+        except requests.RequestException as exc:
+            process.kill()
+            output = process.communicate(timeout=10)[0].decode(errors="replace")
+            pytest.fail(f"uvicorn did not answer /health ({exc!r}):\n{output}")
+        assert health.status_code == 200, health.text
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        listener.close()
+
+
+@pytest.fixture
+def now(live_backend: str, configure_actions: Callable[..., None],
+        freeze_actions_clock: Callable[[datetime], None],
+        monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Point the actions at the live service; their clock stops at this test's start."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    configure_actions(RELEND_BACKEND_URL=live_backend, RELEND_BACKEND_TOKEN=SERVICE_TOKEN,
+                      RELEND_BACKEND_CONNECT_TIMEOUT="2", RELEND_BACKEND_READ_TIMEOUT="10")
+    moment = datetime.now(timezone.utc)
+    freeze_actions_clock(moment)
+    return moment
+
+
+class Chat:
+    """One conversation: slots carried from turn to turn, identity from the channel."""
+
+    def __init__(self, make_tracker: Callable[..., Any], run: Callable[..., Any],
+                 sender_id: str, borrower_id: str | None, locale: str | None) -> None:
+        self.make_tracker, self.run = make_tracker, run
+        self.sender_id = sender_id
+        self.metadata = {**({"locale": locale} if locale else {}),
+                         **({"borrower_id": borrower_id} if borrower_id else {})}
+        self.slots: dict[str, Any] = {}
+
+    @property
+    def language(self) -> str:
+        return self.slots.get("language") or "zh"  # the domain's initial value
+
+    def turn(self, text: str, intent: str, action: Action, **slots: Any) -> Any:
+        """The borrower says ``text``; Rasa reads the channel context, then runs ``action``."""
+        self.slots.update(slots)
+        for step in (ReadChannelContext(), action):
+            tracker = self.make_tracker(text, intent, metadata=self.metadata, slots=self.slots,
+                                        sender_id=self.sender_id)
+            outcome = self.run(step, tracker)
+            self.slots.update(outcome.slots)
+        return outcome
+
+    def give_statement(self, statement: str) -> None:
+        """The appeal form's statement, validated as the form would."""
+        tracker = self.make_tracker(statement, None, metadata=self.metadata, slots=self.slots,
+                                    sender_id=self.sender_id)
+        result = asyncio.run(ValidateAppealForm().validate_appeal_statement(
+            statement, CollectingDispatcher(), tracker, {}))
+        assert result == {"appeal_statement": statement}
+        self.slots.update(result, appeal_confirmed=True)
+
+
+@pytest.fixture
+def chat(make_tracker: Callable[..., Any], run: Callable[..., Any],
+         now: datetime) -> Callable[..., Chat]:
+    def _chat(borrower_id: str | None, *, sender_id: str = "conv-real",
+              locale: str | None = "zh-CN") -> Chat:
+        return Chat(make_tracker, run, sender_id, borrower_id, locale)
+
+    return _chat
+
+
+def backend_get(base_url: str, path: str) -> Any:
+    response = requests.get(f"{base_url}{path}", timeout=10,
+                            headers={"Authorization": f"Bearer {SERVICE_TOKEN}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def backoffice(base_url: str, appeal_id: str, status: str, **fields: Any) -> None:
+    response = requests.post(f"{base_url}/v1/backoffice/appeals/{appeal_id}/transitions",
+                             json={"status": status, **fields}, timeout=10,
+                             headers={"Authorization": f"Bearer {BACKOFFICE_TOKEN}"})
+    assert response.status_code == 200, response.text
+
+
+# --- explaining real decisions -------------------------------------------------------------------
+
+
+def date_in(decision: dict[str, Any], value: str, lang: str, now: datetime,
+            with_time: bool = False) -> str:
+    shown = when(value, lang, decision["timezone"], now, with_time=with_time)
+    return shown.removeprefix("on ")
+
+
+# borrower -> what the explanation must contain, per language (figures fixed by the seed)
+FIGURES = {
+    "demo-eligible": {"zh": ["好消息", "20,000元"], "en": ["Good news", "¥20,000"]},
+    "demo-posting": {"zh": ["5,000元", "约2小时"], "en": ["¥5,000", "about 2 hours"]},
+    "demo-overdue": {"zh": ["逾期了12天", "90天的观察期"], "en": ["12 days late", "90-day"]},
+    "demo-score-drop": {"zh": ["从712降到了598", "近30天有9次"],
+                        "en": ["from 712 to 598", "9 credit applications"]},
+    "demo-incident": {"zh": ["DEMO-INC-0001"], "en": ["DEMO-INC-0001"]},
+    "demo-in-use": {"zh": ["1/12期", "4,583.33元", "416.67元"],
+                    "en": ["1 of 12", "¥4,583.33", "¥416.67"]},
+    # a combination: expired ID first, then the score and the funding quota in one line
+    "demo-id-score-funding": {"zh": ["过期", "另外：", "572"], "en": ["expired", "Also: ", "572"]},
+}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("borrower_id", sorted(FIGURES))
+def test_explain_a_real_decision(chat, now, borrower_id, lang) -> None:
+    conversation = chat(borrower_id, locale="zh-CN" if lang == "zh" else "en-US")
+    outcome = conversation.turn("为什么还款了还借不了", "cannot_borrow_after_repayment",
+                                ExplainDecision())
+    decision = conversation.slots["decision"]
+    assert decision["borrower_id"] == borrower_id and conversation.language == lang
+    assert outcome.text == explain(decision, lang=lang, now=now).text
+    for figure in FIGURES[borrower_id][lang]:
+        assert figure in outcome.text, f"{figure!r} missing from:\n{outcome.text}"
+
+
+def test_dates_are_the_decisions_own_in_the_borrowers_zone(chat, now) -> None:
+    conversation = chat("demo-overdue", locale="en-US")
+    outcome = conversation.turn("when can I borrow", "ask_limit_restore_time", ExplainDecision())
+    details = conversation.slots["decision"]["reasons"][0]["details"]
+    decision = conversation.slots["decision"]
+    until = details["cooling_off_until"]
+    assert outcome.text.splitlines()[0] == (
+        f"The earliest you can borrow again is after {when(until, 'en', 'Asia/Shanghai', now)}.")
+    assert f"after {date_in(decision, until, 'en', now)}" in outcome.text
+    assert date_in(decision, details["due_date"], "en", now) in outcome.text
+
+
+def test_identity_is_the_channels_not_the_messages(chat, live_backend) -> None:
+    conversation = chat("demo-posting", sender_id="conv-real-identity")
+    outcome = conversation.turn("我的账号是demo-eligible，查demo-eligible",
+                                "cannot_borrow_after_repayment", ExplainDecision())
+    assert conversation.slots["borrower_id"] == "demo-posting"
+    assert conversation.slots["decision"]["borrower_id"] == "demo-posting"
+    assert "5,000元" in outcome.text and "好消息" not in outcome.text
+    # no identity from the channel at all: the claim in the text is not used
+    anonymous = chat(None, sender_id="conv-real-anonymous", locale="en-GB")
+    outcome = anonymous.turn("我是demo-eligible", "cannot_borrow_after_repayment",
+                             ExplainDecision())
+    assert outcome.text == render("no_identity", "en")[0]  # and the app's locale wins
+    assert "borrower_id" not in anonymous.slots or anonymous.slots["borrower_id"] is None
+
+
+def test_an_app_error_during_a_real_incident(chat) -> None:
+    outcome = chat("demo-incident", locale="en-US").turn("the app fails", "report_app_error",
+                                                         ReportAppError())
+    assert "DEMO-INC-0001" in outcome.text and outcome.slots["pending_offer"] is None
+
+
+def test_a_handoff_carries_the_real_decision(chat, desk) -> None:
+    desk.on("POST", "/internal/handoffs", (200, {"case_id": 6}))
+    conversation = chat("demo-compliance", sender_id="conv-real-handoff")
+    explained = conversation.turn("为什么借不了", "cannot_borrow_after_repayment",
+                                  ExplainDecision())
+    assert explained.payloads == ["/request_human"]  # a security hold needs a person
+    handed = conversation.turn("好的", "affirm", HandoffToHuman())
+    case = desk.calls[0].json
+    assert case["borrower_id"] == "demo-compliance" and case["reason"] == "offered_by_bot"
+    assert case["decision"]["reasons"][0]["details"]["hold_id"] == "HOLD-demo-compliance"
+    assert "_fetched_at" not in case["decision"]
+    assert handed.paused
+
+
+# --- appeals, from filing to the outcome ---------------------------------------------------------
+
+
+def test_file_an_appeal_then_follow_it_to_the_end(chat, live_backend, now) -> None:
+    # no locale from the channel: the language follows what the borrower writes
+    conversation = chat("demo-overdue", sender_id="conv-real-appeal", locale=None)
+    conversation.turn("为什么借不了", "cannot_borrow_after_repayment", ExplainDecision())
+    decision_id = conversation.slots["decision"]["decision_id"]
+    assert conversation.slots["pending_offer"] == "appeal"
+
+    began = conversation.turn("好的", "affirm", BeginAppeal())
+    assert began.slots["appeal_ready"] is True
+    assert conversation.slots["appeal_reason_code"] == "OVERDUE_COOLING_OFF"
+    assert conversation.slots["appeal_decision_id"] == decision_id
+
+    conversation.give_statement("逾期是因为银行扣款失败，不是我没还")
+    filed = conversation.turn("/affirm", "affirm", FileAppeal())
+    [appeal_id] = APPEAL_ID.findall(filed.text)
+    assert conversation.slots["appeal_ids"] == [appeal_id]
+    stored = backend_get(live_backend, f"/v1/appeals/{appeal_id}")
+    assert stored["decision_id"] == decision_id and stored["channel"] == "chat"
+    assert stored["statement"] == "逾期是因为银行扣款失败，不是我没还"
+    assert when(stored["respond_by"], "zh", "Asia/Shanghai", now) in filed.text
+
+    # the form's slots again, as after a retry: the same key files nothing new
+    conversation.slots.update(appeal_reason_code="OVERDUE_COOLING_OFF", appeal_ready=True)
+    conversation.give_statement("逾期是因为银行扣款失败，不是我没还")
+    refiled = conversation.turn("/affirm", "affirm", FileAppeal())
+    assert APPEAL_ID.findall(refiled.text) == [appeal_id]
+    assert conversation.slots["appeal_ids"] == [appeal_id]
+    appeals = backend_get(live_backend, "/v1/borrowers/demo-overdue/appeals")["appeals"]
+    assert [a["appeal_id"] for a in appeals] == [appeal_id]
+
+    status = conversation.turn("申诉进度", "check_appeal_status", ReportAppealStatus())
+    assert appeal_id in status.text and "排队" in status.text
+
+    # asking to appeal again while it is open: its status, not a second appeal
+    again = conversation.turn("我要申诉", "request_appeal", BeginAppeal())
+    assert again.slots["appeal_ready"] is False and appeal_id in again.text
+    # another conversation (another key) filing the same reason: already open
+    other = chat("demo-overdue", sender_id="conv-real-appeal-2")
+    other.turn("为什么借不了", "cannot_borrow_after_repayment", ExplainDecision())
+    other.slots.update(appeal_reason_code="OVERDUE_COOLING_OFF", appeal_ready=True,
+                       appeal_decision_id=decision_id)
+    other.give_statement("银行扣款失败导致的逾期")
+    duplicate = other.turn("/affirm", "affirm", FileAppeal())
+    assert duplicate.text == render("appeal_already_open", "zh", appeal_id=appeal_id)[0]
+
+    backoffice(live_backend, appeal_id, "in_review")
+    status = conversation.turn("how's my appeal", "check_appeal_status", ReportAppealStatus())
+    assert appeal_id in status.text and "being reviewed" in status.text  # they wrote in English
+
+    backoffice(live_backend, appeal_id, "upheld", restored_limit=12000)
+    status = conversation.turn("any news on my appeal?", "check_appeal_status",
+                               ReportAppealStatus())
+    assert "upheld" in status.text and "¥12,000" in status.text
+    assert conversation.slots["decision"] is None  # the old decision no longer holds
+
+    # the next question fetches the decision again: the cooling-off is waived
+    answer = conversation.turn("can I borrow now?", "cannot_borrow_after_repayment",
+                               ExplainDecision())
+    assert answer.text.startswith("Good news") and "¥12,000" in answer.text
+
+
+def test_a_rejected_appeal_gives_the_reviewers_note(chat, live_backend) -> None:
+    conversation = chat("demo-score-drop", sender_id="conv-real-rejected", locale="en-US")
+    conversation.turn("I want to appeal", "request_appeal", BeginAppeal())
+    assert conversation.slots["appeal_reason_code"] == "CREDIT_SCORE_DROPPED"
+    conversation.give_statement("The late payment elsewhere was a reporting error.")
+    [appeal_id] = APPEAL_ID.findall(conversation.turn("/affirm", "affirm", FileAppeal()).text)
+    backoffice(live_backend, appeal_id, "rejected", note="The bureau confirmed the record.")
+    status = conversation.turn("appeal status", "check_appeal_status", ReportAppealStatus())
+    assert "not upheld" in status.text and "The bureau confirmed the record." in status.text
+    assert status.payloads == ["/request_human"]
+
+
+def test_what_cannot_be_appealed(chat) -> None:
+    conversation = chat("demo-funding", sender_id="conv-real-funding", locale="en-US")
+    outcome = conversation.turn("I want to appeal", "request_appeal", BeginAppeal())
+    assert outcome.slots["appeal_ready"] is False and outcome.slots["pending_offer"] == "human"
+    assert outcome.messages[0]["text"].startswith("This one can't be appealed")
+    # filed anyway (a stale form): the service refuses, and the statement is kept
+    conversation.slots.update(appeal_reason_code="FUNDING_QUOTA_EXHAUSTED",
+                              appeal_decision_id=conversation.slots["decision"]["decision_id"])
+    conversation.give_statement("I need the money today, please.")
+    refused = conversation.turn("/affirm", "affirm", FileAppeal())
+    assert refused.text == render("appeal_failed", "en")[0]
+    assert conversation.slots["appeal_statement"] == "I need the money today, please."
+    assert conversation.slots["handoff_reason"] == "appeal_refused"
+
+
+# --- the real service failing --------------------------------------------------------------------
+
+
+def test_an_unknown_borrower(chat) -> None:
+    outcome = chat("demo-nobody", locale="en-US").turn("why", "cannot_borrow_after_repayment",
+                                                       ExplainDecision())
+    assert outcome.text == render("account_not_found", "en")[0]
+    assert outcome.slots["pending_offer"] == "human"
+
+
+def test_a_wrong_token_is_a_clear_failure(chat, configure_actions, caplog) -> None:
+    configure_actions(RELEND_BACKEND_TOKEN="not-the-token")
+    caplog.set_level(logging.WARNING)
+    outcome = chat("demo-posting", sender_id="conv-real-401").turn(
+        "为什么", "cannot_borrow_after_repayment", ExplainDecision())
+    assert outcome.text == render("backend_unavailable", "zh")[0]
+    assert outcome.slots["backend_failed"] is True
+    assert any("conv-real-401" in r.getMessage() for r in caplog.records)
+
+
+def test_a_service_that_is_down(chat, configure_actions, caplog) -> None:
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: connections are refused at once
+    configure_actions(RELEND_BACKEND_URL=f"http://127.0.0.1:{port}")
+    caplog.set_level(logging.WARNING)
+    outcome = chat("demo-posting", sender_id="conv-real-down").turn(
+        "为什么", "cannot_borrow_after_repayment", ExplainDecision())
+    assert outcome.text == render("backend_unavailable", "zh")[0]
+    assert outcome.payloads == ["/request_human"]
+    assert any("conv-real-down" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,484 @@
+"""``actions.explanations``: a decision in words, with the borrower's own figures.
+
+Decisions come from the backend's own code (see conftest: the demo borrowers seeded at
+NOW = Tue 10 Mar 2026, 12:00 in Shanghai), so every figure below is one the seed wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from actions.explanations import DESCRIBERS, HUMAN_REASONS, describe_reason, explain
+from eligibility.models import Incident, OverdueRecord, RiskPolicy
+from eligibility.reasons import REASONS
+from eligibility.seed import DEMO_BORROWERS, Builder
+
+LANGS = ("zh", "en")
+# the demo borrower whose main (first) reason is each code
+MAIN_REASON_OF = {
+    "REPAYMENT_POSTING": "demo-posting",
+    "LIMIT_IN_USE": "demo-in-use",
+    "OPEN_LOANS_CAP_REACHED": "demo-loan-cap",
+    "RISK_REVIEW_NOT_PASSED": "demo-risk-review",
+    "RISK_POLICY_TIGHTENED": "demo-policy",
+    "CREDIT_SCORE_DROPPED": "demo-score-drop",
+    "OVERDUE_COOLING_OFF": "demo-overdue",
+    "IDENTITY_VERIFICATION_REQUIRED": "demo-id-expired",
+    "COMPLIANCE_HOLD": "demo-compliance",
+    "FUNDING_QUOTA_EXHAUSTED": "demo-funding",
+    "SYSTEM_INCIDENT": "demo-incident",
+    "CREDIT_LINE_CLOSED": "demo-closed",
+    "LIMIT_REDUCED": "demo-reduced",
+}
+# what each explanation must say: the figures of that borrower's decision, as they read them
+FIGURES: dict[str, dict[str, list[str]]] = {
+    "REPAYMENT_POSTING": {  # 5,000 paid at 11:50, posting expected at 14:00 (in 2 hours)
+        "zh": ["5,000元", "今天 11:50", "今天 14:00", "约2小时"],
+        "en": ["¥5,000", "today at 11:50", "today at 14:00", "about 2 hours"]},
+    "LIMIT_IN_USE": {  # instalment 1 of 12 paid, 4,583.33 left, 416.67 available, minimum 500
+        "zh": ["LN-in-use-1", "1/12期", "4,583.33元", "416.67元", "500元"],
+        "en": ["LN-in-use-1", "1 of 12 instalments", "¥4,583.33", "¥416.67", "¥500"]},
+    "OPEN_LOANS_CAP_REACHED": {
+        "zh": ["3笔借款未还清", "同时在借3笔"], "en": ["3 loans open", "(3)"]},
+    "RISK_REVIEW_NOT_PASSED": {  # reviewed 5 days ago, next review in 25 days
+        "zh": ["3月5日", "4月4日"], "en": ["5 Mar", "4 Apr"]},
+    "RISK_POLICY_TIGHTENED": {  # since 12 days ago, until 33 days from now
+        "zh": ["自2月26日起", "4月12日"], "en": ["Since 26 Feb", "until 12 Apr"]},
+    "CREDIT_SCORE_DROPPED": {  # 712 -> 598 (needs 600): 1 late payment elsewhere, 9 inquiries
+        "zh": ["从712降到了598", "600分", "2月18日在其他机构有1笔逾期", "近30天有9次", "4月3日"],
+        "en": ["from 712 to 598", "600 or more", "1 late payment(s) with another lender",
+               "latest 18 Feb", "9 credit applications or checks in the last 30 days",
+               "3 Apr"]},
+    "OVERDUE_COOLING_OFF": {  # due 29 Jan, 12 days late, cleared 10 Feb, 90 days -> 11 May
+        "zh": ["1月29日", "逾期了12天", "2月10日", "90天的观察期", "5月11日之后"],
+        "en": ["29 Jan", "12 days late", "10 Feb", "90-day cooling-off", "after 11 May"]},
+    "IDENTITY_VERIFICATION_REQUIRED": {  # expired 3 days ago
+        "zh": ["3月7日过期", "身份信息"], "en": ["expired on 7 Mar", "Identity"]},
+    "COMPLIANCE_HOLD": {  # placed 2 days ago, expected to finish in 3 days
+        "zh": ["自3月8日起", "3月13日前完成"], "en": ["since 8 Mar", "finish on 13 Mar"]},
+    "FUNDING_QUOTA_EXHAUSTED": {"zh": ["明天 10:00"], "en": ["tomorrow at 10:00"]},
+    "SYSTEM_INCIDENT": {  # DEMO-INC-0001, expected to end in 3 hours
+        "zh": ["DEMO-INC-0001", "今天 15:00"], "en": ["DEMO-INC-0001", "today at 15:00"]},
+    "CREDIT_LINE_CLOSED": {  # closed 14 days ago for inactivity; was 15,000
+        "zh": ["2月24日关闭", "长期没有使用", "15,000元"],
+        "en": ["closed on 24 Feb", "not been used for a long time", "¥15,000"]},
+    "LIMIT_REDUCED": {  # 50,000 -> 20,000 nine days ago, after a periodic review
+        "zh": ["从50,000元调整为20,000元", "3月1日", "定期评估"],
+        "en": ["from ¥50,000 to ¥20,000", "1 Mar", "periodic review"]},
+}
+CJK = re.compile(r"[\u3400-\u9fff\uff01-\uff5e\u3000-\u303f「」]")
+# what a Chinese text may contain in Latin letters: ids and codes, and the word "App"
+# (not \b: between a Chinese character and a Latin letter there is no word boundary)
+LATIN_ALLOWED = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+|[A-Z]{2,}[A-Z0-9_]*)"
+                           r"(?![A-Za-z0-9])|App")
+
+
+def english_words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z]{2,}", LATIN_ALLOWED.sub("", text))
+
+
+def test_the_tables_cover_every_reason_code() -> None:
+    assert set(MAIN_REASON_OF) == set(REASONS) == set(DESCRIBERS) == set(FIGURES)
+
+
+def test_each_demo_borrower_has_the_expected_main_reason(decisions: dict[str, Any]) -> None:
+    for code, borrower_id in MAIN_REASON_OF.items():
+        assert decisions[borrower_id]["reasons"][0]["code"] == code
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("code", sorted(MAIN_REASON_OF))
+def test_every_reason_code_is_explained_with_the_borrowers_figures(
+        decisions: dict[str, Any], now: datetime, code: str, lang: str) -> None:
+    decision = decisions[MAIN_REASON_OF[code]]
+    text = explain(decision, lang=lang, now=now).text
+    for figure in FIGURES[code][lang]:
+        assert figure in text, f"{code}/{lang}: {figure!r} missing from:\n{text}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_second_score_drop_names_each_of_its_own_factors(
+        decisions: dict[str, Any], now: datetime, lang: str) -> None:
+    # 655 -> 581: debt ratio 0.78, no borrowing for 420 days
+    text = explain(decisions["demo-score-inactive"], lang=lang, now=now).text
+    expected = {"zh": ["从655降到了581", "约78%", "420天", "逐步降低整体负债"],
+                "en": ["from 655 to 581", "about 78%", "420 days", "bring your overall debt down"]}
+    for figure in expected[lang]:
+        assert figure in text
+    assert ("逾期" not in text) if lang == "zh" else ("late payment" not in text)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_eligible_case_says_how_much_is_available(
+        decisions: dict[str, Any], now: datetime, lang: str) -> None:
+    explanation = explain(decisions["demo-eligible"], lang=lang, now=now)
+    assert explanation.text.startswith("好消息" if lang == "zh" else "Good news")
+    assert ("可借额度20,000元" if lang == "zh" else "¥20,000 is available") in explanation.text
+    assert explanation.buttons == [] and explanation.offer is None
+    assert explanation.primary_code is None
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_eligible_borrower_is_told_about_a_recent_reduction(
+        decisions: dict[str, Any], now: datetime, lang: str) -> None:
+    text = explain(decisions["demo-reduced"], lang=lang, now=now).text
+    lines = text.splitlines()
+    assert lines[0].startswith("好消息" if lang == "zh" else "Good news")
+    assert ("50,000" in lines[1]) and ("20,000" in lines[1])
+
+
+# --- secondary reasons, offers -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_secondary_reasons_appear_in_one_line(decisions: dict[str, Any], now: datetime,
+                                              lang: str) -> None:
+    # expired ID (main) + score 572 + funding quota used up until tomorrow 10:00
+    text = explain(decisions["demo-id-score-funding"], lang=lang, now=now).text
+    also = [line for line in text.splitlines() if line.startswith(("另外：", "Also: "))]
+    assert len(also) == 1
+    assert "572" in also[0]
+    assert ("明天 10:00" if lang == "zh" else "tomorrow at 10:00") in also[0]
+    assert ("2月28日过期" if lang == "zh" else "expired on 28 Feb") in text.splitlines()[0]
+
+    # cooling-off (main) + 5,800 in use + limit 15,000 -> 6,000
+    text = explain(decisions["demo-overdue-reduced"], lang=lang, now=now).text
+    also = [line for line in text.splitlines() if line.startswith(("另外：", "Also: "))]
+    assert len(also) == 1
+    assert all(figure in also[0] for figure in ("5,800", "15,000", "6,000"))
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("borrower_id", [d.id for d in DEMO_BORROWERS])
+def test_appealable_reasons_offer_an_appeal_and_others_do_not(
+        decisions: dict[str, Any], now: datetime, borrower_id: str, lang: str) -> None:
+    decision = decisions[borrower_id]
+    explanation = explain(decision, lang=lang, now=now)
+    blocking = [r for r in decision["reasons"] if r["blocking"]]
+    main = blocking[0] if blocking else None
+    if main is not None and main["code"] in HUMAN_REASONS:
+        assert explanation.offer == "human"
+        assert [b["payload"] for b in explanation.buttons] == ["/request_human"]
+    elif main is not None and main["appealable"]:
+        assert explanation.offer == "appeal"
+        assert [b["payload"] for b in explanation.buttons] == ["/request_appeal", "/request_human"]
+        assert ("申诉" if lang == "zh" else "appeal") in explanation.text.splitlines()[-1]
+        titles = {"zh": ["提交申诉", "转人工客服"], "en": ["File an appeal", "Talk to a person"]}
+        assert [b["title"] for b in explanation.buttons] == titles[lang]
+    else:
+        assert explanation.offer is None
+        assert "/request_appeal" not in [b["payload"] for b in explanation.buttons]
+        assert "申诉" not in explanation.text and "appeal" not in explanation.text.lower()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_reasons_end_is_when_borrowing_resumes_only_if_nothing_else_blocks(
+        decisions: dict[str, Any], now: datetime, lang: str) -> None:
+    def text(borrower_id: str, focus: str = "explain") -> str:
+        return explain(decisions[borrower_id], lang=lang, now=now, focus=focus).text
+
+    # alone, the end of the reason is when they can borrow again
+    assert ("之后就可以再借了" if lang == "zh" else "you can borrow again after that") \
+        in text("demo-posting")
+    assert ("5月11日之后可以重新借款" if lang == "zh" else "you can borrow again after 11 May") \
+        in text("demo-overdue")
+    # with 5,800 still in use too, the end of the cooling-off is only the earliest
+    cooling = text("demo-overdue-reduced")
+    earliest = {"zh": "5月19日之前不能重新借款", "en": "you cannot borrow again before 19 May"}
+    assert earliest[lang] in cooling
+    assert "可以重新借款" not in cooling and "can borrow again" not in cooling
+    # the repayment posts at 14:00, but the incident lasts until 15:00
+    posting = text("demo-posting-incident", "repayment_status")
+    assert "之后就可以再借了" not in posting and "borrow again after that" not in posting
+
+
+# --- follow-up questions -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("borrower_id", "zh", "en"), [
+    ("demo-posting", "今天 14:00", "today at 14:00"),
+    ("demo-overdue", "5月11日 12:00", "11 May at 12:00"),  # the end of the cooling-off
+    ("demo-funding", "明天 10:00", "tomorrow at 10:00"),
+    ("demo-incident", "今天 15:00", "today at 15:00"),
+])
+def test_restore_time_leads_with_the_time(decisions: dict[str, Any], now: datetime,
+                                          borrower_id: str, zh: str, en: str) -> None:
+    first = {lang: explain(decisions[borrower_id], lang=lang, now=now,
+                           focus="restore_time").text.splitlines()[0] for lang in LANGS}
+    assert first["zh"] == f"最早可以在{zh}之后再借。"
+    assert first["en"] == f"The earliest you can borrow again is after {en}."
+
+
+def test_restore_time_without_a_time_says_so(decisions: dict[str, Any], now: datetime) -> None:
+    decision = decisions["demo-id-expired"]
+    assert explain(decision, lang="zh", now=now, focus="restore_time").text.startswith(
+        "目前没有确定的恢复时间")
+    assert explain(decision, lang="en", now=now, focus="restore_time").text.startswith(
+        "There isn't a fixed date yet")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_improve_lists_a_step_for_each_reason(decisions: dict[str, Any], now: datetime,
+                                              lang: str) -> None:
+    text = explain(decisions["demo-id-score-funding"], lang=lang, now=now, focus="improve").text
+    lines = text.splitlines()
+    header = lines.index("可以这样做：" if lang == "zh" else "What you can do:")
+    steps = lines[header + 1:]
+    assert [s[:3] for s in steps] == ["1. ", "2. ", "3. "]
+    assert ("身份信息" if lang == "zh" else "Identity") in steps[0]
+    assert ("30天" if lang == "zh" else "30 days") in steps[1]  # avoid applications for 30 days
+    assert ("明天 10:00" if lang == "zh" else "tomorrow at 10:00") in steps[2]
+    assert "下一步" not in text and "Next step" not in text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_reduced_or_closed(decisions: dict[str, Any], now: datetime, lang: str) -> None:
+    def ask(borrower_id: str) -> str:
+        return explain(decisions[borrower_id], lang=lang, now=now, focus="reduced_or_closed").text
+
+    not_lowered = "没有被降低或关闭" if lang == "zh" else "hasn't been lowered or closed"
+    # closed: the answer is the closure itself
+    assert not_lowered not in ask("demo-closed")
+    assert ("2月24日" if lang == "zh" else "24 Feb") in ask("demo-closed").splitlines()[0]
+    # a blocking reduction among other reasons leads the answer
+    first = ask("demo-overdue-reduced").splitlines()[0]
+    assert "15,000" in first and "6,000" in first
+    # not lowered, but paused for another reason: say so, then the reason
+    lines = ask("demo-posting").splitlines()
+    assert not_lowered in lines[0] and "5,000" in lines[1]
+    # eligible and not lowered
+    not_lowered_at_all = {"zh": "您的额度没有被降低或关闭。",
+                          "en": "Your limit hasn't been lowered or closed."}[lang]
+    assert ask("demo-eligible").splitlines()[0] == not_lowered_at_all
+    # eligible after a reduction: never claims it was not lowered
+    assert not_lowered not in ask("demo-reduced") and "50,000" in ask("demo-reduced")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_repayment_status(decisions: dict[str, Any], now: datetime, lang: str) -> None:
+    def ask(borrower_id: str) -> str:
+        return explain(decisions[borrower_id], lang=lang, now=now, focus="repayment_status").text
+
+    all_posted = "您的还款都已入账" if lang == "zh" else "All your repayments have posted"
+    # a repayment is posting: the answer leads with it, even when an incident also blocks
+    for borrower_id in ("demo-posting", "demo-posting-incident"):
+        first = ask(borrower_id).splitlines()[0]
+        assert "5,000" in first and ("今天 14:00" if lang == "zh" else "today at 14:00") in first
+        assert all_posted not in ask(borrower_id)
+    assert "DEMO-INC-0001" in ask("demo-posting-incident").splitlines()[1]
+    # nothing posting: say so, then what does block
+    lines = ask("demo-incident").splitlines()
+    assert lines[0].startswith(all_posted) and "DEMO-INC-0001" in lines[1]
+    assert ask("demo-eligible").startswith(all_posted)
+    # a closed line: the decision says nothing about repayments, so neither does the answer
+    assert all_posted not in ask("demo-closed")
+    assert ("2月24日" if lang == "zh" else "24 Feb") in ask("demo-closed").splitlines()[0]
+
+
+# --- variants of each reason, built with the seed's own Builder ----------------------------------
+
+
+def _line(b: Builder, limit: int = 20000) -> None:
+    b.line(limit)
+    b.identity()
+    b.score(735, days_ago=10)
+
+
+def posting_delayed(b: Builder) -> None:  # paid 5 hours ago, expected 1 hour ago, not posted
+    _line(b, 3000)
+    loan = b.loan(3000, 3000)
+    b.repayment(loan, 3000, paid_ago=timedelta(hours=5), posts_in=timedelta(hours=-1))
+
+
+def posting_not_blocking(b: Builder) -> None:  # 15,000 still available while 5,000 posts
+    _line(b, 20000)
+    loan = b.loan(5000, 5000)
+    b.repayment(loan, 5000, paid_ago=timedelta(minutes=10), posts_in=timedelta(hours=2))
+
+
+def below_minimum(b: Builder) -> None:  # a 300 line: below the 500 minimum loan, no reason code
+    _line(b, 300)
+
+
+def overdue_unpaid(b: Builder) -> None:  # 800 due 6 days ago, still unpaid
+    _line(b)
+    loan = b.loan(800, 800)
+    b.add(OverdueRecord(borrower_id=b.borrower.id, loan_id=loan.id,
+                        due_date=b.now - timedelta(days=6), amount_cents=80000, days_overdue=6,
+                        cleared_at=None))
+
+
+def no_identity(b: Builder) -> None:
+    b.line(20000)
+    b.score(735, days_ago=10)
+
+
+def stale_identity(b: Builder) -> None:  # verified 1,200 days ago, no expiry
+    b.line(20000)
+    b.identity(expires_in=None, verified_ago=timedelta(days=1200))
+    b.score(735, days_ago=10)
+
+
+def closed_on_request(b: Builder) -> None:
+    b.line(8000, status="closed", closed_at=b.now - timedelta(days=3),
+           closed_reason="borrower_request")
+    b.identity()
+
+
+def no_line(b: Builder) -> None:
+    b.identity()
+
+
+def single_low_score(b: Builder) -> None:  # one snapshot only: no "before"
+    b.line(20000)
+    b.identity()
+    b.score(581, days_ago=3)
+
+
+def regulatory_hold(b: Builder) -> None:
+    from eligibility.models import ComplianceHold
+
+    _line(b)
+    b.add(ComplianceHold(id="HOLD-test-reg", borrower_id=b.borrower.id, kind="regulatory",
+                         placed_at=b.now - timedelta(days=4), expected_review_at=None))
+
+
+def maintenance_without_end(b: Builder) -> None:
+    _line(b)
+    b.borrower.funding_partner = "test-partner-m"
+    b.add(Incident(id="TEST-MAINT-0007", kind="maintenance", title="Planned maintenance",
+                   funding_partner="test-partner-m", started_at=b.now - timedelta(minutes=20),
+                   expected_end_at=None))
+
+
+def open_ended_policy(b: Builder) -> None:
+    _line(b)
+    b.borrower.segment = "test-open-ended"
+    b.add(RiskPolicy(id="TEST-POLICY-OPEN", segment="test-open-ended", title="Open-ended",
+                     effective_from=b.now - timedelta(days=2), effective_until=None))
+
+
+Variant = tuple[Callable[[Builder], None], dict[str, list[str]], dict[str, list[str]]]
+# builder, what the text must say, what it must not say (per language)
+VARIANTS: dict[str, Variant] = {
+    "posting-delayed": (
+        posting_delayed,
+        {"zh": ["3,000元", "今天 07:00", "慢了一些", "今天 11:00"],
+         "en": ["¥3,000", "today at 07:00", "taking longer than expected", "today at 11:00"]},
+        {"zh": ["约"], "en": ["(in about"]}),
+    "posting-not-blocking": (
+        posting_not_blocking,
+        {"zh": ["好消息", "可借额度15,000元", "5,000元", "今天 14:00"],
+         "en": ["Good news", "¥15,000 is available", "¥5,000", "today at 14:00"]},
+        {"zh": ["之后就可以再借了"], "en": ["borrow again after that"]}),
+    "below-minimum": (
+        below_minimum,
+        {"zh": ["300元", "500元"], "en": ["¥300", "¥500"]},
+        {"zh": ["好消息", "现在可以借款"], "en": ["Good news", "you can borrow now"]}),
+    "overdue-unpaid": (
+        overdue_unpaid,
+        {"zh": ["800元", "3月4日", "还没有还上", "还款"], "en": ["¥800", "4 Mar", "still unpaid"]},
+        {"zh": ["观察期，", "之后可以重新借款"],
+         "en": ["cooling-off period, so", "borrow again after"]}),
+    "no-identity": (
+        no_identity,
+        {"zh": ["还没有完成实名认证"], "en": ["hasn't completed identity verification"]},
+        {"zh": ["过期"], "en": ["expired"]}),
+    "stale-identity": (
+        stale_identity,
+        {"zh": ["2022年11月26日", "已超过3年"], "en": ["26 Nov 2022", "more than 3 years"]},
+        {"zh": ["过期"], "en": ["expired"]}),
+    "closed-on-request": (
+        closed_on_request, {"zh": ["3月7日", "按您的申请关闭"], "en": ["at your request", "7 Mar"]},
+        {"zh": ["申诉"], "en": ["appeal"]}),
+    "no-line": (no_line, {"zh": ["还没有开通额度"], "en": ["don't have a credit line"]},
+                {"zh": ["关闭"], "en": ["closed"]}),
+    "single-low-score": (
+        single_low_score, {"zh": ["目前是581", "600分"], "en": ["is 581", "below the 600"]},
+        {"zh": ["降到了581（"], "en": ["fell from"]}),
+    "regulatory-hold": (
+        regulatory_hold, {"zh": ["监管要求", "3月6日"], "en": ["regulatory check", "6 Mar"]},
+        {"zh": ["前完成"], "en": ["expected to finish"]}),
+    "maintenance-without-end": (
+        maintenance_without_end,
+        {"zh": ["系统维护", "TEST-MAINT-0007", "恢复时间还在确认"],
+         "en": ["planned maintenance", "TEST-MAINT-0007", "don't have a fix time yet"]},
+        {"zh": ["今天", "明天"], "en": ["today", "tomorrow"]}),
+    "open-ended-policy": (
+        open_ended_policy, {"zh": ["自3月8日起"], "en": ["Since 8 Mar"]},
+        {"zh": ["持续到"], "en": ["until"]}),
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variants_say_what_the_decision_says_and_nothing_more(
+        decide: Callable[..., dict[str, Any]], now: datetime, variant: str, lang: str) -> None:
+    build, says, never = VARIANTS[variant]
+    decision = decide(f"test-{variant}", build)
+    text = explain(decision, lang=lang, now=now).text
+    for phrase in says[lang]:
+        assert phrase in text, f"{variant}/{lang}: {phrase!r} missing from:\n{text}"
+    for phrase in never[lang]:
+        assert phrase not in text, f"{variant}/{lang}: {phrase!r} should not be in:\n{text}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_refusal_without_a_known_reason_offers_a_person(
+        decide: Callable[..., dict[str, Any]], now: datetime, lang: str) -> None:
+    decision = decide("test-below-minimum", below_minimum)
+    assert decision["eligible"] is False and decision["reasons"] == []
+    explanation = explain(decision, lang=lang, now=now)
+    assert explanation.offer == "human"
+    assert [b["payload"] for b in explanation.buttons] == ["/request_human"]
+    # a reason code this assistant does not know yet is no reason to say "you can borrow"
+    unknown = {**decision, "available_limit": 20000.0, "total_limit": 20000.0, "reasons": [
+        {"code": "SOMETHING_NEW", "blocking": True, "appealable": False, "details": {},
+         "retry_after": None, "next_review_at": None, "self_service": []}]}
+    text = explain(unknown, lang=lang, now=now).text
+    assert "好消息" not in text and "Good news" not in text
+
+
+# --- each language on its own --------------------------------------------------------------------
+
+
+FOCUSES = ("explain", "restore_time", "improve", "reduced_or_closed", "repayment_status")
+
+
+@pytest.mark.parametrize("focus", FOCUSES)
+@pytest.mark.parametrize("borrower_id", [d.id for d in DEMO_BORROWERS])
+def test_chinese_has_no_english_sentences_and_english_no_chinese(
+        decisions: dict[str, Any], now: datetime, borrower_id: str, focus: str) -> None:
+    decision = decisions[borrower_id]
+    zh = explain(decision, lang="zh", now=now, focus=focus)
+    en = explain(decision, lang="en", now=now, focus=focus)
+    assert english_words(zh.text + "".join(b["title"] for b in zh.buttons)) == []
+    assert CJK.findall(en.text + "".join(b["title"] for b in en.buttons)) == []
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variants_are_in_one_language_too(decide: Callable[..., dict[str, Any]], now: datetime,
+                                          variant: str) -> None:
+    decision = decide(f"test-{variant}", VARIANTS[variant][0])
+    assert english_words(explain(decision, lang="zh", now=now).text) == []
+    assert CJK.findall(explain(decision, lang="en", now=now).text) == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_describe_reason_gives_a_one_line_summary(decisions: dict[str, Any], now: datetime,
+                                                  lang: str) -> None:
+    for borrower_id in MAIN_REASON_OF.values():
+        decision = decisions[borrower_id]
+        summary = describe_reason(decision["reasons"][0], decision, lang=lang, now=now)
+        assert summary and "\n" not in summary
+        assert (english_words(summary) == []) if lang == "zh" else (CJK.findall(summary) == [])
+    overdue = decisions["demo-overdue"]
+    assert ("5月11日" if lang == "zh" else "11 May") in describe_reason(
+        overdue["reasons"][0], overdue, lang=lang, now=now)
+    assert describe_reason({"code": "SOMETHING_NEW", "details": {}}, overdue, lang=lang,
+                           now=now) == "SOMETHING_NEW"

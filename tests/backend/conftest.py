@@ -1,0 +1,256 @@
+"""Fixtures for the eligibility backend tests.
+
+Every database test runs twice: on SQLite (a file in ``tmp_path``) and on PostgreSQL (a
+fresh schema per test on the local server, dropped afterwards). Migrations are applied
+with the real Alembic scripts. The app under test gets a clock the test controls.
+
+PostgreSQL: ``postgresql+psycopg2://postgres@127.0.0.1:5432/test`` unless
+``RELEND_TEST_PG_URL`` names another server. Unreachable -> the PostgreSQL variants skip,
+except with ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg2
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
+
+from common.db import make_engine, make_session_factory
+from eligibility.api import create_app
+from eligibility.migrate import upgrade
+from eligibility.models import Appeal
+from eligibility.seed import seed
+
+from .support import (
+    BACKOFFICE_TOKEN,
+    SERVICE_TOKEN,
+    T0,
+    Api,
+    Clock,
+    LiveServer,
+    Records,
+    bearer,
+    count_rows,
+    make_settings,
+    settings_env,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """The PostgreSQL server URL, checked once per session (skip or fail if unreachable)."""
+    url = os.environ.get("RELEND_TEST_PG_URL", DEFAULT_PG_URL)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        psycopg2.connect(dsn, connect_timeout=2).close()
+        return url
+    except psycopg2.OperationalError as exc:
+        problem = " ".join(str(exc).split())[:200]
+    message = (
+        "PostgreSQL not reachable on 127.0.0.1:5432: start it (pg_ctlcluster ... start) "
+        "or set RELEND_TEST_PG_URL; CI=true makes this a failure "
+        f"[{make_url(url)!r}: {problem}]"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+@contextmanager
+def fresh_database(kind: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """An empty database of its own: a SQLite file, or a new PostgreSQL schema."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'eligibility.db'}"
+        return
+    server = request.getfixturevalue("pg_server_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, future=True, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        # every connection (Alembic's too) puts its tables in the schema
+        yield make_url(server).update_query_dict(
+            {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database for one test (no tables yet)."""
+    with fresh_database(request.param, request, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    engine = make_engine(migrated_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with make_session_factory(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def appeal_count(engine: Engine) -> Callable[..., int]:
+    """How many appeal rows exist right now (optionally filtered: ``appeal_count(status=...)``)."""
+    return lambda **where: count_rows(engine, Appeal, **where)
+
+
+# --- the app under test ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def app(migrated_url: str, clock: Clock) -> Iterator[FastAPI]:
+    app = create_app(make_settings(migrated_url), clock=clock)
+    yield app
+    app.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def api(client: TestClient) -> Api:
+    return Api(client)
+
+
+@pytest.fixture
+def service_auth() -> dict[str, str]:
+    return bearer(SERVICE_TOKEN)
+
+
+@pytest.fixture
+def backoffice_auth() -> dict[str, str]:
+    return bearer(BACKOFFICE_TOKEN)
+
+
+@pytest.fixture
+def seeded(session: Session, clock: Clock) -> list[str]:
+    """The demo borrowers of ``eligibility.seed``, recorded relative to the test's "now"."""
+    return seed(session, clock.now)
+
+
+@pytest.fixture
+def records(clock: Clock) -> Records:
+    return Records(clock.now)
+
+
+# --- one seeded app per module, for tests that write nothing ----------------------------------
+
+
+class Shared:
+    """A migrated, seeded database and an app on it, shared by a module's read-only tests.
+
+    Tests using it must not change records; they may check that nothing was written.
+    """
+
+    def __init__(self, url: str) -> None:
+        upgrade(url)
+        self.engine = make_engine(url)
+        with make_session_factory(self.engine)() as session:
+            self.borrower_ids = seed(session, T0)
+        self.app = create_app(make_settings(url), clock=Clock(T0))
+        self.client = TestClient(self.app)
+        self.api = Api(self.client)
+
+    def close(self) -> None:
+        self.client.close()
+        self.app.state.engine.dispose()
+        self.engine.dispose()
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Shared]:
+    with fresh_database(request.param, request, tmp_path_factory.mktemp("shared")) as url:
+        shared = Shared(url)
+        try:
+            yield shared
+        finally:
+            shared.close()
+
+
+# --- a real server -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(migrated_url: str) -> Iterator[LiveServer]:
+    """``uvicorn eligibility.asgi:app`` in a subprocess, configured through the environment.
+
+    The listening socket is bound here and handed over with ``--fd``: requests queue in its
+    backlog until the server accepts them, so there is no port race and no polling.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "eligibility.asgi:app",
+         "--fd", str(listener.fileno()), "--log-level", "warning", "--no-access-log"],
+        cwd=PROJECT_ROOT, env=settings_env(migrated_url), pass_fds=[listener.fileno()],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    server = LiveServer(f"http://127.0.0.1:{listener.getsockname()[1]}", migrated_url)
+    try:
+        try:
+            health = httpx.get(f"{server.base_url}/health", timeout=30)
+        except httpx.HTTPError as exc:
+            process.kill()
+            output = process.communicate(timeout=10)[0].decode(errors="replace")
+            pytest.fail(f"uvicorn did not answer /health ({exc!r}):\n{output}")
+        assert health.status_code == 200, health.text
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        listener.close()
