@@ -35,6 +35,12 @@ class Ctx:
     def when(self, value: Any, *, with_time: bool = True) -> str:
         return when(value, self.lang, self.tz, self.now, with_time=with_time)
 
+    @property
+    def alone(self) -> bool:
+        """Whether one reason at most blocks borrowing: only then may a step say "then you
+        can borrow", since fixing one of several does not."""
+        return sum(bool(r.get("blocking")) for r in self.decision.get("reasons", [])) <= 1
+
     def day(self, value: Any) -> str:
         """A date that follows a preposition: 'since 6 Feb', not 'since on 6 Feb'."""
         return self.when(value, with_time=False).removeprefix("on ")
@@ -213,10 +219,14 @@ def _credit_score(r: dict[str, Any], c: Ctx) -> Described:
     nxt = r.get("next_review_at")
     refresh = c.t(f"评分预计{c.when(nxt, with_time=False)}更新。" if nxt else "",
                   f" Your score is next updated {c.when(nxt, with_time=False)}." if nxt else "")
-    step = c.t(f"建议：{join(steps, 'zh')}。{refresh}" if steps else f"按时还款会逐步提升评分。{refresh}",
-               (f"What helps: {join(steps, 'en')}.{refresh}" if steps
+    step = c.t(f"{join(steps, 'zh')}。{refresh}" if steps else f"按时还款会逐步提升评分。{refresh}",
+               (f"{_capital(join(steps, 'en'))}.{refresh}" if steps
                 else f"Repaying on time raises it over time.{refresh}"))
     return Described(full, short, step)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _overdue(r: dict[str, Any], c: Ctx) -> Described:
@@ -270,9 +280,10 @@ def _identity(r: dict[str, Any], c: Ctx) -> Described:
                    "needs.")
     short = c.t("身份信息需要更新", "your ID details need updating")
     step = c.t("在App里打开「我的 › 设置 › 身份信息」，按提示上传新的身份证并完成人脸验证，"
-               "一般几分钟就好，完成后马上可以再试。",
+               "一般几分钟就好" + ("，完成后马上可以再试。" if c.alone else "。"),
                "In the app, open Me › Settings › Identity, upload your current ID and complete "
-               "the face check. It usually takes a few minutes; you can try again right after.")
+               "the face check. It usually takes a few minutes"
+               + ("; you can try again right after." if c.alone else "."))
     return Described(full, short, step)
 
 

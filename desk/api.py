@@ -91,6 +91,7 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
     hub = Hub()
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
     locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+    turns: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
     app = FastAPI(title="Relend support desk", version="1.0.0", docs_url=None, redoc_url=None)
     app.state.settings, app.state.hub, app.state.rasa = settings, hub, rasa
 
@@ -172,8 +173,17 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
                      settings.app_secret, settings.token_ttl_seconds)
         return {"token": token}
 
-    async def borrower_turn(conversation_id: str, text: str, metadata: dict[str, Any]) -> None:
-        """Forward one borrower message to the assistant and deliver what it says."""
+    async def borrower_turn(conversation_id: str, message_id: int, text: str,
+                            metadata: dict[str, Any]) -> None:
+        """Forward one borrower message to the assistant and deliver what it says; then a
+        ``turn_done`` frame tells clients (and test runners) that nothing more will follow."""
+        try:
+            await _borrower_turn(conversation_id, text, metadata)
+        finally:
+            await hub.to_borrower(conversation_id, {"type": "turn_done",
+                                                    "message_id": message_id})
+
+    async def _borrower_turn(conversation_id: str, text: str, metadata: dict[str, Any]) -> None:
         async with locks[conversation_id]:
             with db() as session:
                 owner_before = session.get(Conversation, conversation_id).owner
@@ -185,7 +195,8 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
                 replies = None
             await hub.to_borrower(conversation_id, {"type": "typing", "on": False})
             if replies is None:
-                await assistant_down(conversation_id)
+                if owner_before == "bot":  # with an agent in charge, nobody waits for the bot
+                    await assistant_down(conversation_id)
                 return
             if owner_before != "bot":
                 if replies:
@@ -234,6 +245,7 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
             if not BORROWER_ID.match(borrower_id):
                 raise InvalidToken("bad borrower id")
         except (InvalidToken, KeyError):
+            await socket.accept()  # a close before accepting is an HTTP 403: no 4401 for the page
             await socket.close(code=4401)
             return
         await socket.accept()
@@ -246,7 +258,11 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
         metadata = {"borrower_id": borrower_id, "locale": locale}
         try:
             while True:
-                data = await socket.receive_json()
+                try:
+                    data = await socket.receive_json()
+                except KeyError:  # a binary frame: no "text" in it
+                    await socket.close(code=4400)
+                    return
                 if not isinstance(data, dict):
                     await socket.send_json({"type": "error", "code": "bad_frame"})
                     continue
@@ -291,8 +307,10 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
             return  # a resend after reconnecting: already stored and forwarded
         await hub.to_borrower(conversation_id, payload)
         await hub.to_agents({**payload, "text": mask_text(payload["text"])})
-        asyncio.get_running_loop().create_task(
-            borrower_turn(conversation_id, text.strip(), metadata))
+        turn = asyncio.get_running_loop().create_task(
+            borrower_turn(conversation_id, message.id, text.strip(), metadata))
+        turns.add(turn)
+        turn.add_done_callback(turns.discard)
 
     # ---- the assistant's side -----------------------------------------------------------
     @app.post("/internal/handoffs", dependencies=[Depends(internal)])
@@ -364,7 +382,7 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
             payload = service.message_dict(message)
             conversation_id = case.conversation_id
         await hub.to_borrower(conversation_id, payload)
-        await hub.to_agents(payload)
+        await hub.to_agents({**payload, "text": mask_text(payload["text"])})
         try:  # keep the assistant's transcript complete for when it takes over again
             await rasa.append_events(conversation_id, [
                 {"event": "bot", "text": body.text, "metadata": {"agent": agent.get("name")}}])
@@ -503,6 +521,7 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
         try:
             verify(token, settings.agent_secret)
         except InvalidToken:
+            await socket.accept()  # a close before accepting is an HTTP 403: no 4401 for the page
             await socket.close(code=4401)
             return
         await socket.accept()

@@ -84,9 +84,9 @@ def add_message(session: Session, conversation_id: str, sender: str, text: str, 
                       buttons=buttons or None, client_message_id=client_id,
                       agent_name=agent_name, created_at=now)
     session.add(message)
-    session.execute(update(Conversation).where(Conversation.id == conversation_id)
-                    .values(updated_at=now))
-    try:
+    try:  # the insert is flushed by the update: a duplicate client id fails there
+        session.execute(update(Conversation).where(Conversation.id == conversation_id)
+                        .values(updated_at=now))
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -98,7 +98,7 @@ def add_message(session: Session, conversation_id: str, sender: str, text: str, 
 
 
 def message_dict(message: Message, *, for_agent: bool = False) -> dict[str, Any]:
-    text = mask_text(message.text) if for_agent and message.sender == "borrower" else message.text
+    text = mask_text(message.text) if for_agent else message.text
     return {"type": "message", "id": message.id, "conversation_id": message.conversation_id,
             "sender": message.sender, "agent_name": message.agent_name, "text": text,
             "buttons": message.buttons or [], "client_id": message.client_message_id,
@@ -167,7 +167,7 @@ def claim(session: Session, case_id: int, agent_id: int, now: datetime) -> Case:
     case = session.get(Case, case_id)
     if case is None:
         raise DeskError(404, "case_not_found", "No such case.")
-    if result.rowcount != 1 and case.claimed_by != agent_id:
+    if result.rowcount != 1 and (case.status != "claimed" or case.claimed_by != agent_id):
         raise DeskError(409, "already_claimed", "Another agent has already claimed this case.")
     return case
 

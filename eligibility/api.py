@@ -14,7 +14,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +25,7 @@ from common.db import make_engine, make_session_factory
 from . import schemas, service
 from .config import Settings
 from .errors import ServiceError
+from .sandbox import SandboxBorrower, put_borrower
 
 log = logging.getLogger("relend.eligibility")
 
@@ -79,7 +80,12 @@ class GuardMiddleware:
                           headers: dict[str, str]) -> None:
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and not declared.isdigit():
+            await _json_error(400, "invalid_content_length",
+                              "Content-Length must be a whole number of bytes.")(
+                scope, receive, send)
+            return
+        if declared is not None and int(declared) > limit:
             await self._too_large(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -283,6 +289,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 restored_limit=transition.restored_limit, now=now(),
             )
             return service.appeal_to_dict(appeal)
+
+    if settings.sandbox_fixtures:
+        @app.put("/v1/backoffice/sandbox/borrowers/{borrower_id}", status_code=204,
+                 tags=["sandbox"], responses=schemas.error_responses(400, 401, 413, 415, 422))
+        def put_sandbox_borrower(borrower_id: str, fixture: SandboxBorrower) -> Response:
+            """Sandbox only: replace a ``qa-`` borrower with exactly these records."""
+            service.check_borrower_id(borrower_id)
+            with session_scope() as session:
+                put_borrower(session, borrower_id, fixture, now())
+            return Response(status_code=204)
 
     _add_security_scheme(app)
     return app

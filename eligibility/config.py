@@ -33,6 +33,7 @@ class Settings:
     appeal_response_hours: int
     min_drawdown: int
     currency: str
+    sandbox_fixtures: bool
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,4 +51,6 @@ class Settings:
             appeal_response_hours=_env_int("RELEND_APPEAL_RESPONSE_HOURS", 72),
             min_drawdown=_env_int("RELEND_MIN_DRAWDOWN", 500),
             currency=os.environ.get("RELEND_CURRENCY", "CNY"),
+            sandbox_fixtures=os.environ.get("RELEND_BACKEND_SANDBOX", "true").lower()
+            in ("1", "true", "yes", "on"),
         )

@@ -58,7 +58,7 @@ class Builder:
 
     def _id(self, prefix: str) -> str:
         self._n += 1
-        return f"{prefix}-{self.borrower.id[5:]}-{self._n}"
+        return f"{prefix}-{self.borrower.id.removeprefix('demo-')}-{self._n}"
 
     def line(self, limit: int, **fields: object) -> CreditLine:
         line = CreditLine(borrower_id=self.borrower.id, total_limit_cents=limit * 100, **fields)

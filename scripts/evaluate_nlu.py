@@ -49,7 +49,8 @@ def main() -> int:
     accuracy = report.get("accuracy", float("nan"))
     lines.append(f"{'macro avg':<32}{report['macro avg']['precision']:>10.3f}"
                  f"{report['macro avg']['recall']:>10.3f}{macro:>8.3f}")
-    lines.append(f"accuracy {accuracy:.3f}; confusion matrix: {out / 'intent_confusion_matrix.png'}")
+    lines.append(f"accuracy {accuracy:.3f}; "
+                 f"confusion matrix: {out / 'intent_confusion_matrix.png'}")
     summary = "\n".join(lines)
     (out / "summary.txt").write_text(summary + "\n", encoding="utf-8")
     print(summary)

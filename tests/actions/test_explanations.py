@@ -107,7 +107,7 @@ def test_a_second_score_drop_names_each_of_its_own_factors(
     # 655 -> 581: debt ratio 0.78, no borrowing for 420 days
     text = explain(decisions["demo-score-inactive"], lang=lang, now=now).text
     expected = {"zh": ["从655降到了581", "约78%", "420天", "逐步降低整体负债"],
-                "en": ["from 655 to 581", "about 78%", "420 days", "bring your overall debt down"]}
+                "en": ["from 655 to 581", "about 78%", "420 days", "Bring your overall debt down"]}
     for figure in expected[lang]:
         assert figure in text
     assert ("逾期" not in text) if lang == "zh" else ("late payment" not in text)

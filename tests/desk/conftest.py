@@ -1,0 +1,227 @@
+"""Fixtures for the support desk tests.
+
+The desk runs in-process under Starlette's TestClient (HTTP and WebSockets share one event
+loop) on a migrated SQLite file. Storage tests, claim races and migrations also run on
+PostgreSQL: a fresh schema per test on the local server, dropped afterwards
+(``postgresql+psycopg2://postgres@127.0.0.1:5432/test`` unless ``RELEND_TEST_PG_URL`` says
+otherwise; unreachable -> those variants skip, or fail with ``CI=true``). Rasa is a
+``FakeRasa`` behind ``httpx.MockTransport``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg2
+import pytest
+from desk_support import (
+    INTERNAL_TOKEN,
+    PASSWORD,
+    AgentApi,
+    AgentFeed,
+    Chat,
+    FakeRasa,
+    bearer,
+    borrower_token,
+    make_settings,
+)
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+import desk.api
+from common.db import make_engine, make_session_factory
+from desk.auth import hash_password
+from desk.config import DeskSettings
+from desk.migrate import upgrade
+from desk.models import Agent
+from desk.service import DEMO_AGENTS, ensure_demo_data
+
+DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+# --- databases ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """The PostgreSQL server URL, checked once per session (skip or fail if unreachable)."""
+    url = os.environ.get("RELEND_TEST_PG_URL", DEFAULT_PG_URL)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        psycopg2.connect(dsn, connect_timeout=2).close()
+        return url
+    except psycopg2.OperationalError as exc:
+        problem = " ".join(str(exc).split())[:200]
+    message = (
+        "PostgreSQL not reachable on 127.0.0.1:5432: start it (pg_ctlcluster ... start) "
+        "or set RELEND_TEST_PG_URL; CI=true makes this a failure "
+        f"[{make_url(url)!r}: {problem}]"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@contextmanager
+def fresh_database(kind: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """An empty database of its own: a SQLite file, or a new PostgreSQL schema."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'desk.db'}"
+        return
+    server = request.getfixturevalue("pg_server_url")
+    schema = f"desk_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, future=True, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        # every connection (Alembic's too) puts its tables in the schema
+        yield make_url(server).update_query_dict(
+            {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """SQLite, unless a test is marked ``on_every_database`` (desk_support)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def database_url(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database for one test (no tables yet)."""
+    with fresh_database(db_kind, request, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """One scrypt hash of the demo password for the whole session (each takes ~0.1 s)."""
+    return hash_password(PASSWORD)
+
+
+@pytest.fixture
+def migrated_url(database_url: str, password_hash: str) -> str:
+    """Migrated, with the demo agents and canned replies ``python -m desk migrate`` adds."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        for username, name in DEMO_AGENTS:  # pre-hashed, so ensure_demo_data skips them
+            session.add(Agent(username=username, display_name=name, password_hash=password_hash))
+        session.commit()
+        ensure_demo_data(session, PASSWORD)
+    engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    engine = make_engine(migrated_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """A session factory on the test's database, for looking at (or racing on) the records."""
+    return make_session_factory(engine)
+
+
+# --- the app under test -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(migrated_url: str) -> DeskSettings:
+    return make_settings(migrated_url)
+
+
+@pytest.fixture
+def fake_rasa() -> FakeRasa:
+    return FakeRasa()
+
+
+@pytest.fixture
+def make_app(fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
+             ) -> Iterator[Callable[[DeskSettings], FastAPI]]:
+    """Build desk apps wired to the fake Rasa; their engines are disposed afterwards."""
+    engines: list[Engine] = []
+
+    def tracked_engine(url: str) -> Engine:
+        engines.append(make_engine(url))
+        return engines[-1]
+
+    monkeypatch.setattr(desk.api, "make_engine", tracked_engine)
+
+    def build(settings: DeskSettings) -> FastAPI:
+        app = desk.api.create_app(settings)
+        app.state.rasa._client = fake_rasa.client()
+        return app
+
+    yield build
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[[DeskSettings], FastAPI], settings: DeskSettings,
+        fake_rasa: FakeRasa) -> FastAPI:
+    app = make_app(settings)
+    # the fake Rasa's handoff action calls the desk back, in the app's own event loop
+    fake_rasa.desk = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                       base_url="http://desk.test")
+    return app
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def internal() -> dict[str, str]:
+    """The service token the action server uses."""
+    return bearer(INTERNAL_TOKEN)
+
+
+@pytest.fixture
+def open_chat(client: TestClient) -> Iterator[Callable[..., Chat]]:
+    """``open_chat(borrower_id=..., locale=...)``: a connected borrower chat, closed afterwards."""
+    with ExitStack() as stack:
+        def open_(borrower_id: str = "b-1001", locale: str = "zh-CN") -> Chat:
+            token = borrower_token(borrower_id, locale)
+            return Chat(stack.enter_context(client.websocket_connect(f"/ws/chat?token={token}")))
+
+        yield open_
+
+
+@pytest.fixture
+def chat(open_chat: Callable[..., Chat]) -> Chat:
+    """The demo borrower b-1001's chat (zh-CN)."""
+    return open_chat()
+
+
+@pytest.fixture
+def agents(client: TestClient, sessions: sessionmaker[Session]) -> list[AgentApi]:
+    """The two demo agents, logged in."""
+    with sessions() as session:
+        rows = session.execute(select(Agent).order_by(Agent.id)).scalars().all()
+    return [AgentApi(client, row.id, row.display_name) for row in rows]
+
+
+@pytest.fixture
+def feed(client: TestClient, agents: list[AgentApi]) -> Iterator[AgentFeed]:
+    """The first agent's console socket."""
+    with client.websocket_connect(f"/ws/agent?token={agents[0].token}") as socket:
+        yield AgentFeed(socket)
+

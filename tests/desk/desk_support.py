@@ -1,0 +1,275 @@
+"""Plain helpers for the desk tests (the fixtures live in conftest.py).
+
+``FakeRasa`` stands in for Rasa's HTTP API behind ``httpx.MockTransport``; ``Chat`` and
+``AgentFeed`` wrap the TestClient's WebSocket sessions; ``AgentApi`` is an agent's console.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from itertools import count
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketTestSession
+
+from desk.auth import sign
+from desk.config import DeskSettings
+
+APP_SECRET = "test-app-secret"
+AGENT_SECRET = "test-agent-secret"
+INTERNAL_TOKEN = "test-desk-token"
+RASA_TOKEN = "test-rasa-token"
+PASSWORD = "test-agent-password"
+MAX_CHARS = 200
+
+BORROWER = "b-1001"
+# what the borrower types: an ID number, a mobile number and a bank card, then the masked forms
+PRIVATE = "身份证110105194912310021，手机138 1234 5678，卡号6222 0212 3456 7890"
+MASKED = "身份证110105********0021，手机138****5678，卡号6222 **** **** 7890"
+
+HANDOFF_PAYLOAD = "/human"  # what the fake Rasa treats as "get me a person"
+HANDOFF_TEXT = "正在为您转接人工客服，请稍候。"
+RESUME_TEXT = "我回来了，继续为您服务。"
+BOT_TEXT = "好的，我来帮您查看。"
+BUTTONS = [{"title": "查看额度", "payload": "/check_limit"}]
+TYPING_ON = {"type": "typing", "on": True}
+TYPING_OFF = {"type": "typing", "on": False}
+
+
+DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+# a mark for tests (or ``pytestmark``) that run on SQLite and on PostgreSQL
+on_every_database = pytest.mark.parametrize("db_kind", DATABASES, indirect=True)
+
+
+def make_settings(database_url: str, **overrides: Any) -> DeskSettings:
+    base = DeskSettings(
+        database_url=database_url, host="127.0.0.1", port=0, internal_token=INTERNAL_TOKEN,
+        app_secret=APP_SECRET, agent_secret=AGENT_SECRET, demo_login=True,
+        rasa_url="http://rasa.test", rasa_token=RASA_TOKEN, rasa_timeout=5,
+        max_message_chars=MAX_CHARS, token_ttl_seconds=600, demo_agent_password=PASSWORD,
+    )
+    return replace(base, **overrides)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def borrower_token(borrower_id: str = BORROWER, locale: str = "zh-CN", *,
+                   secret: str = APP_SECRET, ttl: int = 600) -> str:
+    """What the app hands the chat page: signed with RELEND_APP_SECRET."""
+    return sign({"borrower_id": borrower_id, "locale": locale}, secret, ttl)
+
+
+def agent_token(agent_id: int, name: str, *, secret: str = AGENT_SECRET, ttl: int = 600) -> str:
+    """What the console login returns (signed here to skip the deliberately slow scrypt)."""
+    return sign({"agent_id": agent_id, "name": name}, secret, ttl)
+
+
+# --- Rasa ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    params: dict[str, str]
+    json: Any
+
+
+class FakeRasa:
+    """Rasa's REST channel and HTTP API, as far as the desk uses them.
+
+    ``replies`` is what the bot says to any borrower message, ``resume_replies`` what
+    ``action_resume_after_handoff`` says. ``failure`` makes every call fail: "connect",
+    "timeout", "500" or "garbage" (a 200 that is not JSON). The message ``/human`` hands off
+    the way the real action does: it posts the case to the desk (``desk`` is an httpx client
+    on the app) before answering.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.replies: list[dict[str, Any]] = [{"text": BOT_TEXT, "buttons": BUTTONS}]
+        self.resume_replies: list[dict[str, Any]] = [{"text": RESUME_TEXT}]
+        self.failure: str | None = None
+        self.desk: httpx.AsyncClient | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self.handle),
+                                 base_url="http://rasa.test")
+
+    def to(self, suffix: str) -> list[Call]:
+        """The calls whose path ends with ``suffix``."""
+        return [call for call in self.calls if call.path.endswith(suffix)]
+
+    @property
+    def messages(self) -> list[Any]:
+        """The bodies the REST channel received."""
+        return [call.json for call in self.to("/webhooks/rest/webhook")]
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.calls.append(Call(request.method, request.url.path, dict(request.url.params), body))
+        if self.failure == "connect":
+            raise httpx.ConnectError("connection refused", request=request)
+        if self.failure == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if self.failure == "500":
+            return httpx.Response(500, json={"message": "internal error"})
+        if self.failure == "garbage":
+            return httpx.Response(200, text="<html>bad gateway</html>")
+        path = request.url.path
+        if path == "/webhooks/rest/webhook":
+            sender = body["sender"]
+            if body["message"] == HANDOFF_PAYLOAD:
+                await self._hand_off(sender, body["metadata"])
+                return httpx.Response(200, json=[{"recipient_id": sender, "text": HANDOFF_TEXT}])
+            return httpx.Response(200, json=[{"recipient_id": sender, **r} for r in self.replies])
+        if path.endswith("/tracker/events"):
+            return httpx.Response(200, json={"sender_id": path.split("/")[2], "events": []})
+        if path.endswith("/execute"):
+            return httpx.Response(200, json={"tracker": {}, "messages": self.resume_replies})
+        return httpx.Response(404, json={"message": "not found"})
+
+    async def _hand_off(self, conversation_id: str, metadata: dict[str, Any]) -> None:
+        assert self.desk is not None, "FakeRasa.desk is not set"
+        response = await self.desk.post("/internal/handoffs", headers=bearer(INTERNAL_TOKEN), json={
+            "conversation_id": conversation_id, "borrower_id": metadata["borrower_id"],
+            "language": metadata["locale"][:2], "reason": "borrower_asked",
+            "transcript": [{"sender": "borrower", "text": HANDOFF_PAYLOAD}]})
+        response.raise_for_status()
+
+
+# --- sockets ------------------------------------------------------------------------------------
+
+
+class Chat:
+    """The borrower's chat socket, opened (the session frame is read on entry)."""
+
+    _ids = count(1)
+
+    def __init__(self, socket: WebSocketTestSession) -> None:
+        self.socket = socket
+        self.session = socket.receive_json()
+        assert self.session["type"] == "session", self.session
+        self.conversation_id: str = self.session["conversation_id"]
+
+    def send(self, frame: Any) -> None:
+        self.socket.send_json(frame)
+
+    def recv(self) -> dict[str, Any]:
+        return self.socket.receive_json()
+
+    def message(self, text: str, client_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Send a borrower message; return its ack (the echo to the borrower is read too)."""
+        client_id = client_id or f"m{next(self._ids)}"
+        self.send({"type": "message", "text": text, "client_id": client_id, **extra})
+        ack = self.recv()
+        assert ack == {"type": "ack", "client_id": client_id, "id": ack.get("id")}, ack
+        echo = self.recv()
+        assert echo["type"] == "message" and echo["id"] == ack["id"], echo
+        assert echo["sender"] == "borrower" and echo["text"] == text.strip(), echo
+        return ack
+
+    def rest_of_turn(self, ack: dict[str, Any]) -> list[dict[str, Any]]:
+        """The frames the desk pushes for that message, up to its ``turn_done``."""
+        done = {"type": "turn_done", "message_id": ack["id"]}
+        frames = []
+        while (frame := self.recv()) != done:
+            frames.append(frame)
+        return frames
+
+    def turn(self, text: str) -> list[dict[str, Any]]:
+        """A whole exchange with the bot: message, typing on and off, the bot's replies."""
+        frames = self.rest_of_turn(self.message(text))
+        assert frames[:2] == [TYPING_ON, TYPING_OFF], frames
+        assert all(f["type"] == "message" for f in frames[2:]), frames
+        return frames[2:]
+
+    def history(self, after: int = 0) -> list[dict[str, Any]]:
+        self.send({"type": "hello", "after": after})
+        frame = self.recv()
+        assert frame["type"] == "history", frame
+        return frame["messages"]
+
+    def assert_quiet(self) -> None:
+        """Nothing was pushed: the next frame is the answer to this hello."""
+        assert self.history(after=10**9) == []
+
+
+class AgentFeed:
+    """An agent console's socket: queue notices and live messages, in order."""
+
+    def __init__(self, socket: WebSocketTestSession) -> None:
+        self.socket = socket
+
+    def recv(self) -> dict[str, Any]:
+        return self.socket.receive_json()
+
+    def next_message(self) -> dict[str, Any]:
+        """The next message frame, skipping queue notices."""
+        while (frame := self.recv())["type"] != "message":
+            assert frame == {"type": "queue"}, frame
+        return frame
+
+
+class AgentApi:
+    """One agent's side of the console API."""
+
+    def __init__(self, client: TestClient, agent_id: int, name: str) -> None:
+        self.client = client
+        self.id = agent_id
+        self.name = name
+        self.token = agent_token(agent_id, name)
+        self.headers = bearer(self.token)
+
+    def request(self, method: str, path: str, json: Any = None, **kwargs: Any
+                ) -> httpx.Response:
+        return self.client.request(method, path, headers=self.headers, json=json, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None) -> httpx.Response:
+        return self.request("POST", path, json)
+
+    def claim(self, case_id: int) -> httpx.Response:
+        return self.post(f"/api/agent/cases/{case_id}/claim")
+
+    def reply(self, case_id: int, text: str) -> httpx.Response:
+        return self.post(f"/api/agent/cases/{case_id}/messages", {"text": text})
+
+    def case(self, case_id: int) -> dict[str, Any]:
+        response = self.get(f"/api/agent/cases/{case_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def queue(self) -> list[dict[str, Any]]:
+        response = self.get("/api/agent/queue")
+        assert response.status_code == 200, response.text
+        return response.json()["cases"]
+
+
+def error_code(response: httpx.Response) -> str:
+    return response.json()["error"]["code"]
+
+
+def hand_off(client: TestClient, conversation_id: str, **fields: Any) -> httpx.Response:
+    """What the action server posts when the bot hands a conversation to a person."""
+    return client.post("/internal/handoffs", headers=bearer(INTERNAL_TOKEN),
+                       json={"conversation_id": conversation_id, **fields})
+
+
+def ownership(client: TestClient, conversation_id: str) -> dict[str, Any]:
+    """What the action server asks before un-pausing the bot."""
+    response = client.get(f"/internal/conversations/{conversation_id}",
+                          headers=bearer(INTERNAL_TOKEN))
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -1,0 +1,106 @@
+"""The desk under uvicorn, spoken to by a real WebSocket client (the way browsers see it).
+
+Only what the in-process TestClient cannot show: close codes after a real handshake, and a
+whole borrower turn over the network while Rasa is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from desk_support import APP_SECRET, BORROWER, agent_token, borrower_token
+
+from desk.api import ASSISTANT_DOWN_ZH
+
+pytestmark = pytest.mark.timeout(60)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def refused_url() -> str:
+    """A loopback URL nobody listens on: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.fixture
+def live_desk(migrated_url: str) -> Iterator[str]:
+    """``uvicorn desk.asgi:app`` on a socket bound here (no port race), Rasa unreachable."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    env = {**os.environ, "RELEND_DESK_DB_URL": migrated_url, "RELEND_APP_SECRET": APP_SECRET,
+           "RELEND_AGENT_SECRET": "another-agent-secret", "RELEND_RASA_URL": refused_url(),
+           "RELEND_RASA_TIMEOUT": "5", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "desk.asgi:app", "--fd", str(listener.fileno()),
+         "--ws", "websockets", "--log-level", "warning", "--no-access-log"],
+        cwd=PROJECT_ROOT, env=env, pass_fds=[listener.fileno()],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        try:
+            assert httpx.get(f"http://{base}/health", timeout=30).status_code == 200
+        except (httpx.HTTPError, AssertionError):
+            process.kill()
+            pytest.fail("the desk did not start:\n" + process.communicate()[0].decode())
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        listener.close()
+
+
+async def close_code(url: str) -> int | None:
+    async with websockets.connect(url) as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        return ws.close_code
+
+
+@pytest.mark.parametrize(("path", "token"), [
+    pytest.param("/ws/chat", borrower_token(ttl=-1), id="chat-expired"),
+    pytest.param("/ws/chat", "garbage", id="chat-garbage"),
+    pytest.param("/ws/agent", agent_token(1, "李娜 Li Na"), id="agent-wrong-secret"),
+])
+def test_a_browser_is_told_4401_so_the_page_can_log_in_again(live_desk: str, path, token):
+    assert asyncio.run(close_code(f"ws://{live_desk}{path}?token={token}")) == 4401
+
+
+async def borrower_turn(base: str, token: str) -> list[dict[str, Any]]:
+    async with websockets.connect(f"ws://{base}/ws/chat?token={token}") as ws:
+        frames = [json.loads(await ws.recv())]
+        await ws.send(json.dumps({"type": "message", "text": "你好", "client_id": "live-1"}))
+        while frames[-1].get("type") != "turn_done":
+            frames.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+        return frames
+
+
+def test_a_borrower_turn_over_the_network_with_rasa_unreachable(live_desk: str):
+    login = httpx.post(f"http://{live_desk}/api/demo/login", json={"borrower_id": BORROWER})
+    session, ack, echo, typing_on, typing_off, notice, done = asyncio.run(
+        borrower_turn(live_desk, login.json()["token"]))
+
+    assert (session["type"], session["borrower_id"]) == ("session", BORROWER)
+    assert ack == {"type": "ack", "client_id": "live-1", "id": echo["id"]}
+    assert (echo["sender"], echo["text"]) == ("borrower", "你好")
+    assert (typing_on, typing_off) == ({"type": "typing", "on": True},
+                                       {"type": "typing", "on": False})
+    assert (notice["sender"], notice["text"]) == ("system", ASSISTANT_DOWN_ZH)
+    assert done == {"type": "turn_done", "message_id": echo["id"]}
