@@ -120,7 +120,9 @@ class BeginAppeal(Action):
         say(dispatcher, "appeal_which_decision", lang_of(tracker), reason=summary,
                                  checked=when(decision.get("checked_at"), lang,
                                               decision.get("timezone"), now))
-        return [*events, *_reset_form(), *offer_events(None),
+        # pending_offer is left as it is: the rules that start the form match on it, and
+        # filing or cancelling the appeal clears it
+        return [*events, *_reset_form(),
                 SlotSet("appeal_reason_code", reason["code"]),
                 SlotSet("appeal_decision_id", decision.get("decision_id")),
                 SlotSet("appeal_key", idempotency_key(tracker.sender_id,

@@ -401,7 +401,9 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
             note = service.add_note(session, case, int(agent["agent_id"]), body.text, utc_now())
             return {"id": note.id, "text": note.text}
 
-    async def give_back_to_bot(conversation_id: str, note: str | None) -> None:
+    async def resume_bot(conversation_id: str, note: str | None) -> list[dict[str, Any]]:
+        """Un-pause the assistant (with the agent's note) and let it speak first; the caller
+        changes ownership only once this worked, so a failure leaves the case as it was."""
         with db() as session:
             conversation = session.get(Conversation, conversation_id)
             borrower_id, locale = conversation.borrower_id, conversation.locale
@@ -412,22 +414,25 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
                   {"event": "slot", "name": "agent_note", "value": note}]
         async with locks[conversation_id]:
             await rasa.append_events(conversation_id, events)
-            replies = await rasa.execute(conversation_id, "action_resume_after_handoff")
-        await deliver_bot_messages(conversation_id, replies)
+            return await rasa.execute(conversation_id, "action_resume_after_handoff")
 
     @app.post("/api/agent/cases/{case_id}/return")
     async def return_to_bot(case_id: int, body: ReturnToBot,
                             agent: dict = Depends(agent_from)) -> dict[str, Any]:
         with db() as session:
-            case = service.owned_case(session, case_id, int(agent["agent_id"]))
-            service.end_case(session, case, "returned", utc_now(), body.note)
-            conversation_id = case.conversation_id
-        await hub.to_agents({"type": "queue"})
+            conversation_id = service.owned_case(session, case_id,
+                                                 int(agent["agent_id"])).conversation_id
         try:
-            await give_back_to_bot(conversation_id, body.note or None)
+            replies = await resume_bot(conversation_id, body.note or None)
         except AssistantUnavailable as exc:
             raise DeskError(502, "assistant_unavailable",
-                            "The assistant did not take the conversation back.") from exc
+                            "The assistant did not take the conversation back; the case is "
+                            "still yours. Try again in a moment.") from exc
+        with db() as session:
+            case = service.owned_case(session, case_id, int(agent["agent_id"]))
+            service.end_case(session, case, "returned", utc_now(), body.note)
+        await hub.to_agents({"type": "queue"})
+        await deliver_bot_messages(conversation_id, replies)
         return {"case_id": case_id, "status": "returned"}
 
     @app.post("/api/agent/cases/{case_id}/close")
@@ -465,18 +470,21 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
             if conversation is None:
                 raise DeskError(404, "conversation_not_found", "No such conversation.")
             case = service.open_case_for(session, conversation_id)
-            if case is not None:
-                if case.claimed_by not in (None, int(agent["agent_id"])):
-                    raise DeskError(409, "not_your_case", "Another agent owns this case.")
-                service.end_case(session, case, "returned", utc_now(), "eligibility check")
-            else:
-                conversation.owner = "bot"
-                session.commit()
-        await hub.to_agents({"type": "queue"})
+            if case is not None and case.claimed_by not in (None, int(agent["agent_id"])):
+                raise DeskError(409, "not_your_case", "Another agent owns this case.")
         try:
-            await give_back_to_bot(conversation_id, _check_note(agent))
+            replies = await resume_bot(conversation_id, _check_note(agent))
         except AssistantUnavailable as exc:
             raise DeskError(502, "assistant_unavailable", "The assistant did not answer.") from exc
+        with db() as session:
+            case = service.open_case_for(session, conversation_id)
+            if case is not None:
+                service.end_case(session, case, "returned", utc_now(), "eligibility check")
+            else:
+                session.get(Conversation, conversation_id).owner = "bot"
+                session.commit()
+        await hub.to_agents({"type": "queue"})
+        await deliver_bot_messages(conversation_id, replies)
         return {"conversation_id": conversation_id, "owner": "bot"}
 
     @app.get("/api/agent/canned")

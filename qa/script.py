@@ -61,6 +61,29 @@ def _lines_by_key(node: yaml.Node) -> dict[str, int]:
     return {}
 
 
+def _split_figure(node: yaml.Node | None) -> tuple[yaml.ScalarNode, yaml.ScalarNode] | None:
+    """In a flow list, ``[还款5,000元]`` is two items ("还款5", "000元"), each of which a reply
+    contains far more easily than the figure: find such a pair (a digit, a comma, a digit)."""
+    if isinstance(node, yaml.SequenceNode):
+        if node.flow_style:
+            for first, second in zip(node.value, node.value[1:], strict=False):
+                if (isinstance(first, yaml.ScalarNode) and isinstance(second, yaml.ScalarNode)
+                        and first.style is None and second.style is None
+                        and second.start_mark.index == first.end_mark.index + 1
+                        and first.value[-1:].isdigit() and second.value[:1].isdigit()):
+                    return first, second
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    else:
+        return None
+    for child in children:
+        found = _split_figure(child)
+        if found is not None:
+            return found
+    return None
+
+
 def load_script(path: Path) -> Script:
     try:
         text = path.read_text(encoding="utf-8")
@@ -74,6 +97,14 @@ def load_script(path: Path) -> Script:
         raise ScriptError(path, line, f"not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(data, dict):
         raise ScriptError(path, 1, "a script is a mapping with at least `name` and `turns`")
+    split = _split_figure(node)
+    if split is not None:
+        first, second = split
+        figure = f"{first.value},{second.value}"
+        raise ScriptError(path, _line(first),
+                          f"`{figure}` in a [...] list is read as two items, {first.value!r} "
+                          f"and {second.value!r}: quote it (\"{figure}\") or put the list "
+                          "one item per line")
     lines = _lines_by_key(node)
     unknown = set(data) - SCRIPT_KEYS
     if unknown:

@@ -7,6 +7,7 @@ reports/browser/.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -133,9 +134,20 @@ def browser() -> Iterator[object]:
             browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.call_failed = report.failed  # type: ignore[attr-defined]
+
+
 @pytest.fixture()
-def new_page(browser):  # type: ignore[no-untyped-def]
-    """new_page(kind) -> a page in its own context: "phone" (390x844) or "desktop"."""
+def new_page(browser, request):  # type: ignore[no-untyped-def]
+    """new_page(kind) -> a page in its own context: "phone" (390x844) or "desktop".
+
+    When the test fails, every page it opened is saved as reports/browser/FAILED-*.png.
+    """
     contexts = []
 
     def make(kind: str = "phone"):  # type: ignore[no-untyped-def]
@@ -150,6 +162,13 @@ def new_page(browser):  # type: ignore[no-untyped-def]
         return page
 
     yield make
+    if getattr(request.node, "call_failed", False):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        pages = [p for c in contexts for p in c.pages]
+        for n, page in enumerate(pages, 1):
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(SHOTS / f"FAILED-{request.node.name}-{n}.png"),
+                                full_page=True)
     errors = [e for c in contexts for p in c.pages for e in getattr(p, "errors", [])]
     for context in contexts:
         context.close()

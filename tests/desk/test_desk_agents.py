@@ -213,13 +213,18 @@ def test_returning_without_a_note_sends_none(chat: Chat, agents: list[AgentApi],
     assert chat.recv()["text"] == RESUME_TEXT
 
 
-def test_a_return_the_assistant_does_not_take_is_reported(agents: list[AgentApi],
-                                                          claimed: int, fake_rasa: FakeRasa):
+def test_a_return_the_assistant_does_not_take_is_reported(
+        client: TestClient, chat: Chat, agents: list[AgentApi], claimed: int,
+        fake_rasa: FakeRasa):
     fake_rasa.failure = "500"
 
     response = agents[0].post(f"/api/agent/cases/{claimed}/return", {"note": "x"})
 
     assert response.status_code == 502 and error_code(response) == "assistant_unavailable"
+    # nothing changed hands: the agent still owns the case and can try again
+    assert ownership(client, chat.conversation_id)["owner"] == "agent"
+    fake_rasa.failure = None
+    assert agents[0].post(f"/api/agent/cases/{claimed}/return", {"note": "x"}).status_code == 200
 
 
 def test_closing_ends_the_case_and_the_bot_answers_next_time(
