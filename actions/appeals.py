@@ -137,6 +137,9 @@ class ValidateAppealForm(FormValidationAction):
 
     async def validate_appeal_statement(self, value: Any, dispatcher: CollectingDispatcher,
                                         tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        if value is None:
+            # the form also validates slots cleared when it starts: nothing was said yet
+            return {"appeal_statement": None}
         text = (value if isinstance(value, str) else "").strip()
         if text.startswith("/"):
             text = ""  # a button payload is not a statement

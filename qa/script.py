@@ -61,6 +61,26 @@ def _lines_by_key(node: yaml.Node) -> dict[str, int]:
     return {}
 
 
+def _duplicate_key(node: yaml.Node | None) -> yaml.ScalarNode | None:
+    """A key given twice in one mapping (say, two `say:` in one turn): the second occurrence."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    return key
+                seen.add(key.value)
+            found = _duplicate_key(value)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_key(item)
+            if found is not None:
+                return found
+    return None
+
+
 def _split_figure(node: yaml.Node | None) -> tuple[yaml.ScalarNode, yaml.ScalarNode] | None:
     """In a flow list, ``[还款5,000元]`` is two items ("还款5", "000元"), each of which a reply
     contains far more easily than the figure: find such a pair (a digit, a comma, a digit)."""
@@ -97,6 +117,11 @@ def load_script(path: Path) -> Script:
         raise ScriptError(path, line, f"not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(data, dict):
         raise ScriptError(path, 1, "a script is a mapping with at least `name` and `turns`")
+    duplicate = _duplicate_key(node)
+    if duplicate is not None:
+        raise ScriptError(path, _line(duplicate),
+                          f"`{duplicate.value}` appears twice in the same mapping (YAML would "
+                          "keep only the last one): make it two turns or merge the two")
     split = _split_figure(node)
     if split is not None:
         first, second = split
@@ -108,8 +133,8 @@ def load_script(path: Path) -> Script:
     lines = _lines_by_key(node)
     unknown = set(data) - SCRIPT_KEYS
     if unknown:
-        key = sorted(unknown)[0]
-        raise ScriptError(path, lines.get(key, 1),
+        key = sorted(unknown, key=str)[0]
+        raise ScriptError(path, lines.get(str(key), 1),
                           f"unknown key `{key}` (allowed: {', '.join(sorted(SCRIPT_KEYS))})")
     for key in ("name", "turns"):
         if key not in data:

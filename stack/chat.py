@@ -1,14 +1,18 @@
-"""A terminal chat with the assistant as a demo borrower, through the real REST channel.
-
-The borrower's identity and locale travel in the message metadata, exactly as the desk sends
-them; buttons are shown as numbered choices (type the number to press one).
+"""A terminal chat with the assistant as a demo borrower, the way the app talks to it: through
+the support desk, which verifies the borrower and forwards each message to Rasa's REST channel
+with the borrower's identity and locale in the metadata. Agent replies after a handoff arrive
+here too. Buttons are numbered: type the number to press one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from typing import Any
 
 import requests
+import websockets
 
 from eligibility.seed import DEMO_BORROWERS, DEMO_NAMES
 
@@ -31,40 +35,62 @@ def pick_borrower() -> tuple[str, str]:
     return demo.id, locale if locale in ("zh-CN", "en-US") else demo.locale
 
 
+class TerminalChat:
+    def __init__(self) -> None:
+        self.buttons: list[dict[str, str]] = []
+
+    def show(self, frame: dict[str, Any]) -> None:
+        sender = frame.get("sender")
+        if frame.get("type") != "message" or sender == "borrower":
+            return
+        label = {"bot": "bot", "agent": f"agent {frame.get('agent_name') or ''}".strip(),
+                 "system": "system"}.get(sender, sender)
+        print(f"\r{label} > " + (frame.get("text") or "").replace("\n", "\n      "))
+        if frame.get("buttons"):
+            self.buttons = frame["buttons"]
+            for n, button in enumerate(self.buttons, 1):
+                print(f"      {n}. {button.get('title')}")
+        print("you > ", end="", flush=True)
+
+    async def listen(self, socket: Any) -> None:
+        async for raw in socket:
+            self.show(json.loads(raw))
+
+    async def run(self, config: StackConfig, borrower_id: str, locale: str) -> int:
+        desk = config.url("desk")
+        token = requests.post(f"{desk}/api/demo/login", timeout=10, json={
+            "borrower_id": borrower_id, "locale": locale}).json()["token"]
+        url = desk.replace("http://", "ws://") + f"/ws/chat?token={token}"
+        async with websockets.connect(url) as socket:
+            session = json.loads(await socket.recv())
+            print(f"\nChatting as {borrower_id} ({locale}), conversation "
+                  f"{session['conversation_id']}. Type /quit to leave.\n")
+            listener = asyncio.create_task(self.listen(socket))
+            try:
+                while True:
+                    try:
+                        text = (await asyncio.to_thread(input, "you > ")).strip()
+                    except (EOFError, KeyboardInterrupt):
+                        print()
+                        return 0
+                    if not text:
+                        continue
+                    if text in QUIT:
+                        return 0
+                    if text.isdigit() and self.buttons and 1 <= int(text) <= len(self.buttons):
+                        pressed = self.buttons[int(text) - 1]
+                        print(f"      [{pressed['title']}]")
+                        text = pressed["payload"]
+                    self.buttons = []
+                    await socket.send(json.dumps({"type": "message", "text": text,
+                                                  "client_id": uuid.uuid4().hex}))
+            finally:
+                listener.cancel()
+
+
 def run_chat(config: StackConfig) -> int:
     borrower_id, locale = pick_borrower()
-    sender = f"terminal-{uuid.uuid4().hex[:12]}"
-    url = f"{config.url('rasa')}/webhooks/rest/webhook"
-    print(f"\nChatting as {borrower_id} ({locale}). Type /quit to leave.\n")
-    buttons: list[dict[str, str]] = []
-    while True:
-        try:
-            text = input("you > ").strip()
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return 0
-        if not text:
-            continue
-        if text in QUIT:
-            return 0
-        if text.isdigit() and buttons and 1 <= int(text) <= len(buttons):
-            pressed = buttons[int(text) - 1]
-            print(f"      [{pressed['title']}]")
-            text = pressed["payload"]
-        try:
-            replies = requests.post(url, json={"sender": sender, "message": text,
-                                               "metadata": {"borrower_id": borrower_id,
-                                                            "locale": locale}},
-                                    timeout=30).json()
-        except (requests.RequestException, ValueError) as exc:
-            print(f"bot > (no answer from the assistant: {exc})")
-            continue
-        buttons = []
-        for reply in replies:
-            if reply.get("text"):
-                print("bot > " + reply["text"].replace("\n", "\n      "))
-            for button in reply.get("buttons") or []:
-                buttons.append(button)
-                print(f"      {len(buttons)}. {button.get('title')}")
-        if not replies:
-            print("bot > (no reply: a colleague may have taken over this conversation)")
+    try:
+        return asyncio.run(TerminalChat().run(config, borrower_id, locale))
+    except KeyboardInterrupt:
+        return 0

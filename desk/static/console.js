@@ -43,7 +43,7 @@
         repeated_misunderstanding: "助手多次未理解", appeal_failed: "申诉提交失败"
       },
       justNow: "刚刚", minAgo: "{m} 分钟前", hourAgo: "{h} 小时 {m} 分钟前", dayAgo: "{d} 天前",
-      sendFailed: "发送失败：{msg}", ended: "会话已{status}，无法继续回复。", deleted: "已删除",
+      sendFailed: "发送失败：{msg}", ended: "会话{status}，无法继续回复。", deleted: "已删除",
       saved: "已保存", noteAdded: "备注已添加", yes: "是", no: "否"
     },
     en: {
@@ -856,7 +856,11 @@
     }
   });
   $("note-form").addEventListener("submit", onNote);
-  $("canned-toggle").addEventListener("click", function () { $("canned").hidden = !$("canned").hidden; renderCanned(); });
+  $("canned-toggle").addEventListener("click", function () {
+    $("canned").hidden = !$("canned").hidden;
+    renderCanned();
+    if (!$("canned").hidden) loadCanned();  // another agent may have changed the list
+  });
   $("canned-close").addEventListener("click", function () { $("canned").hidden = true; });
   $("canned-add").addEventListener("click", function () { editCanned(null); });
   $("canned-cancel").addEventListener("click", function () { $("canned-form").hidden = true; editingCanned = null; });

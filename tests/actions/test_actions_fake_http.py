@@ -523,7 +523,6 @@ def test_begin_appeal_when_the_service_is_down(make_tracker, run, backend) -> No
     ("ok", "appeal_statement_too_short"),
     ("有误", "appeal_statement_too_short"),
     ("/affirm", "appeal_statement_too_short"),  # a button payload is no statement
-    (None, "appeal_statement_too_short"),
     ("傻逼！！", "appeal_statement_abusive"),
     ("fuck you", "appeal_statement_abusive"),
     ("stupid idiots!!!", "appeal_statement_abusive"),
@@ -534,6 +533,14 @@ def test_a_statement_that_says_nothing_is_asked_again(make_tracker, run, stateme
     result = _validate(make_tracker, statement, lang, dispatcher_messages)
     assert result == {"appeal_statement": None}
     assert [m["text"] for m in dispatcher_messages] == [text_of(problem, lang)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_form_starting_with_no_statement_yet_says_nothing(make_tracker, lang) -> None:
+    """When the form starts it validates the slots it cleared: that is not a bad statement."""
+    messages: list[dict[str, Any]] = []
+    assert _validate(make_tracker, None, lang, messages) == {"appeal_statement": None}
+    assert messages == []
 
 
 @pytest.mark.parametrize("statement", [

@@ -137,6 +137,11 @@ MALFORMED: dict[str, tuple[str, int, str]] = {
     "fixture not a mapping": (
         "name: x\nfixture: [1, 2]\nturns:\n  - say: hi\n", 2, "mapping of records"),
     "not a mapping at all": ("- say: hi\n", 1, "a script is a mapping"),
+    "the same step twice in a turn": (
+        "name: x\nborrower: demo-posting\nturns:\n  - say: 转人工\n    say: 好的\n",
+        5, "`say` appears twice"),
+    "a key that is not text": (
+        "name: x\nborrower: demo-posting\n1: one\nturns:\n  - say: hi\n", 3, "unknown key `1`"),
     # YAML reads [还款5,000元] as two items, "还款5" and "000元": far weaker than the figure
     "a figure split by its thousands comma": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expect:\n"
