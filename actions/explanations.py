@@ -504,8 +504,9 @@ def explain(decision: dict[str, Any], *, lang: str, now: datetime, focus: str = 
     if focus == "improve":
         steps = [s for s in (DESCRIBERS[r["code"]](r, c).next_step for r in [primary, *others])
                  if s]
-        lines.append(c.t("可以这样做：", "What you can do:"))
-        lines += [f"{i}. {s}" for i, s in enumerate(steps, 1)]
+        if steps:
+            lines.append(c.t("可以这样做：", "What you can do:"))
+            lines += [f"{i}. {s}" for i, s in enumerate(steps, 1)]
     elif step:
         lines.append(c.t(f"下一步：{step}", f"Next step: {step}"))
 

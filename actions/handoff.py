@@ -132,7 +132,7 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker,
              tracker.sender_id, case.get("case_id") if isinstance(case, dict) else None, reason)
     say(dispatcher, "handoff_started", lang_of(tracker))
     return [*offer_events(None), SlotSet("handoff_active", True), SlotSet("handoff_reason", None),
-            ConversationPaused()]
+            ConversationPaused(), ActionExecuted("action_listen")]
 
 
 class HandoffToHuman(Action):
@@ -145,13 +145,19 @@ class HandoffToHuman(Action):
 
 
 class ResumeAfterHandoff(Action):
-    """Run by the desk when an agent returns the conversation to the bot."""
+    """Run by the desk when an agent returns the conversation to the bot. The desk runs it
+    through Rasa's execute API, outside a user turn, so it ends by listening: the borrower's
+    next message then meets the rules exactly as after any other bot turn."""
 
     def name(self) -> str:
         return "action_resume_after_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
+        return [*await self._resume(dispatcher, tracker), ActionExecuted("action_listen")]
+
+    async def _resume(self, dispatcher: CollectingDispatcher,
+                      tracker: Tracker) -> list[EventType]:
         events: list[EventType] = [SlotSet("handoff_active", False), SlotSet("agent_note", None),
                                    SlotSet("backend_failed", False)]
         note = tracker.get_slot("agent_note")
@@ -197,7 +203,8 @@ class Restart(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         if await _agent_owns(tracker):
-            return [Restarted(), SlotSet("handoff_active", True), ConversationPaused()]
+            return [Restarted(), SlotSet("handoff_active", True), ConversationPaused(),
+                    ActionExecuted("action_listen")]
         return [Restarted()]
 
 

@@ -444,7 +444,8 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
         await hub.to_agents({"type": "queue"})
         try:  # the bot answers again next time the borrower writes
             await rasa.append_events(conversation_id, [
-                {"event": "resume"}, {"event": "slot", "name": "handoff_active", "value": False}])
+                {"event": "resume"}, {"event": "slot", "name": "handoff_active", "value": False},
+                {"event": "action", "name": "action_listen"}])
         except AssistantUnavailable:
             log.warning("could not resume the assistant for %s", conversation_id)
         return {"case_id": case_id, "status": "closed"}

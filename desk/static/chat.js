@@ -41,6 +41,7 @@
       agent: "人工客服",
       tooLong: "消息太长了，请分几次发送（最多 {n} 字）。",
       empty: "不能发送空消息。",
+      welcome: "{name}您好，我是 Relend 智能助手。还款后暂时借不了、额度什么时候恢复、申诉进度，都可以直接问我；需要时我也会为您转接人工客服。",
       suggestions: ["我还清了为什么借不了", "额度什么时候恢复", "申诉进度", "转人工"]
     },
     "en": {
@@ -67,7 +68,8 @@
       agent: "Support agent",
       tooLong: "That message is too long; please split it (max {n} characters).",
       empty: "Cannot send an empty message.",
-      suggestions: ["I repaid, why can't I borrow?", "When will my limit come back?", "How's my appeal?", "Talk to a person"]
+      welcome: "Hi {name}, I'm the Relend assistant. Ask me why you can't borrow after repaying, when your limit comes back, or how an appeal is going. I can also bring in a colleague whenever you need one.",
+      suggestions: ["I repaid, why can't I borrow?", "When will my limit come back?", "What's the status of my appeal?", "Talk to a person"]
     }
   };
 
@@ -281,6 +283,7 @@
     $("chat").hidden = false;
     applyText();
     $("who").textContent = session.name || session.borrower_id;
+    $("welcome-text").textContent = fmt(t("welcome"), { name: lang() === "en" ? session.name || "" : session.name ? session.name + "，" : "" });
     $("who").title = session.borrower_id;
     state = loadState();
     renderAll();

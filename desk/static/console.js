@@ -386,7 +386,6 @@
         return openIt.then(function () { return reloadCase(false); }).then(function () {
           var who = current && current.claimed_by ? (uiLang === "en" ? " (" + current.claimed_by + ")" : "（" + current.claimed_by + "）") : "";
           showAlert(fmt(t("alreadyClaimed"), { who: who }), "error");
-          toast(fmt(t("alreadyClaimed"), { who: who }), "error");
           loadQueue();
         });
       }

@@ -869,7 +869,9 @@ def test_the_handoff_case_carries_everything_the_bot_knows(make_tracker, run, de
     # the bot steps back
     assert outcome.text == text_of("handoff_started", lang)
     assert outcome.slots["handoff_active"] is True
-    assert outcome.paused and outcome.events[-1] == {"event": "pause", "timestamp": None}
+    # paused, then listening: messages logged while paused follow a listen, like any turn
+    assert outcome.paused and outcome.events[-2] == {"event": "pause", "timestamp": None}
+    assert outcome.events[-1]["name"] == "action_listen"
 
 
 @pytest.mark.parametrize(("slots", "reason"), [

@@ -60,10 +60,8 @@ def _someone_is_training(models_dir: Path) -> bool:
         if any(a.endswith("rasa") for a in args) and "train" in args and "--out" in args:
             out = args[args.index("--out") + 1] if args.index("--out") + 1 < len(args) else ""
             cwd = ""
-            try:
+            with contextlib.suppress(OSError):
                 cwd = os.readlink(proc / "cwd")
-            except OSError:
-                pass
             if str((Path(cwd) / out).resolve()) == target:
                 return True
     return False

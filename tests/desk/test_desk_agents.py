@@ -235,7 +235,8 @@ def test_closing_ends_the_case_and_the_bot_answers_next_time(
     assert response.json() == {"case_id": claimed, "status": "closed"}
     [call] = fake_rasa.calls
     assert call.json == [{"event": "resume"},
-                         {"event": "slot", "name": "handoff_active", "value": False}]
+                         {"event": "slot", "name": "handoff_active", "value": False},
+                         {"event": "action", "name": "action_listen"}]
     assert agents[0].case(claimed)["status"] == "closed"
     assert ownership(client, chat.conversation_id)["owner"] == "bot"
     chat.assert_quiet()

@@ -110,3 +110,4 @@ def test_handoff_agent_reply_pause_guard_and_return(live_stack: Stack) -> None:
                       json={"note": "安全核查已完成"}).ok
     after = borrower.run("那我现在能借了吗")
     assert after and after[-1]["sender"] == "bot"
+    assert "没完全理解" not in after[-1]["text"]  # understood, like any other turn
