@@ -190,7 +190,7 @@
   function toast(text, kind) {
     var node = el("div", { "class": "toast" + (kind ? " " + kind : ""), testid: "toast", text: text });
     $("toasts").appendChild(node);
-    setTimeout(function () { if (node.parentNode) node.parentNode.removeChild(node); }, 4500);
+    setTimeout(function () { if (node.parentNode) node.parentNode.removeChild(node); }, 3200);
   }
 
   // ---------- i18n ----------
