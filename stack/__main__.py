@@ -8,6 +8,7 @@ chat   all of `up`, then a terminal chat as a demo borrower through the real RES
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "train", "chat"])
     parser.add_argument("--force", action="store_true", help="retrain even if nothing changed")
     args = parser.parse_args(argv)
+    # a plain `kill` must still stop the servers this started, not orphan them
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = StackConfig.from_env()
     if args.command == "train":
         ensure_model(config, force=args.force)

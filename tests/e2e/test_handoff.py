@@ -13,6 +13,7 @@ import requests
 import websockets
 
 from stack.services import Stack
+from tests.conftest import run_coroutine
 
 pytestmark = pytest.mark.servers
 
@@ -51,7 +52,7 @@ class Borrower:
                         return arrived
 
     def run(self, text: str, **kwargs: Any) -> list[dict[str, Any]]:
-        return asyncio.run(self.say(text, **kwargs))
+        return run_coroutine(self.say(text, **kwargs))
 
 
 class Agent:

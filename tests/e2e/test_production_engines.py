@@ -3,7 +3,6 @@ Redis lock store and RabbitMQ event broker, each on its standard local port, use
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 from stack.services import Stack
-from tests.conftest import free_port
+from tests.conftest import free_port, run_coroutine
 
 pytestmark = pytest.mark.servers
 
@@ -83,7 +82,7 @@ def _drain(queue: str) -> list[dict]:
             await channel.queue_delete(queue)
             return events
 
-    return asyncio.run(run())
+    return run_coroutine(run())
 
 
 def test_conversation_is_stored_in_postgres_and_published_to_rabbitmq(
