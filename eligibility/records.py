@@ -131,12 +131,13 @@ def _statement(dialect: str) -> Any:
                               incident.c.funding_partner == borrower.c.funding_partner))
                    .scalar_subquery().label("incidents"))
     decision = Decision.__table__
-    latest = (select(decision.c.id, decision.c.fingerprint)
-              .where(decision.c.borrower_id == borrower.c.id)
-              .order_by(decision.c.created_at.desc(), decision.c.id.desc()).limit(1))
-    columns.append(select(latest.c.id).scalar_subquery().label("latest_decision_id"))
-    columns.append(select(latest.c.fingerprint).scalar_subquery()
-                   .label("latest_decision_fingerprint"))
+    # each a correlated scalar subquery: a derived table (FROM (...)) could not see the
+    # outer borrower, and would compare against another borrower's latest decision
+    for column in ("id", "fingerprint"):
+        columns.append(select(decision.c[column])
+                       .where(decision.c.borrower_id == borrower.c.id)
+                       .order_by(decision.c.created_at.desc(), decision.c.id.desc()).limit(1)
+                       .scalar_subquery().label(f"latest_decision_{column}"))
     return select(*columns).where(borrower.c.id == bindparam("borrower_id"))
 
 

@@ -484,3 +484,15 @@ def test_bad_transitions_change_nothing(api: Api, seeded, engine):
                           headers=SERVICE).json() == appeal
     assert count_rows(engine, ReasonWaiver) == 0
     assert api.eligibility("demo-reduced") == before
+
+
+def test_decision_ids_are_reused_per_borrower_when_borrowers_interleave(
+        api, seeded, clock, engine):
+    """Asking about several borrowers in turn must not store a new decision each time."""
+    first: dict[str, str] = {}
+    for _round in range(3):
+        for borrower_id in ("demo-eligible", "demo-posting", "demo-closed"):
+            clock.advance(MINUTE)
+            decision_id = api.eligibility(borrower_id)["decision_id"]
+            assert first.setdefault(borrower_id, decision_id) == decision_id
+    assert count_rows(engine, Decision, borrower_id="demo-posting") == 1
