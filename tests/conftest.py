@@ -7,19 +7,103 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Coroutine, Iterator
+import uuid
+from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg2
 import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from stack.config import ROOT, StackConfig
 from stack.model import ensure_model
 from stack.services import Stack
 
 T = TypeVar("T")
+DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """The PostgreSQL server URL, checked once per session (skip or fail if unreachable)."""
+    url = os.environ.get("RELEND_TEST_PG_URL", DEFAULT_PG_URL)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        psycopg2.connect(dsn, connect_timeout=2).close()
+        return url
+    except psycopg2.OperationalError as exc:
+        problem = " ".join(str(exc).split())[:200]
+    message = (
+        "PostgreSQL not reachable on 127.0.0.1:5432: start it (pg_ctlcluster ... start) "
+        "or set RELEND_TEST_PG_URL; CI=true makes this a failure "
+        f"[{make_url(url)!r}: {problem}]"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@contextmanager
+def fresh_database(kind: str, request: pytest.FixtureRequest, directory: Path,
+                   name: str) -> Iterator[str]:
+    """An empty database of its own: a SQLite file, or a new PostgreSQL schema."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / f'{name}.db'}"
+        return
+    server = request.getfixturevalue("pg_server_url")
+    schema = f"{name[:6]}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, future=True, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        # every connection (Alembic's too) puts its tables in the schema
+        yield make_url(server).update_query_dict(
+            {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def serve_asgi(app: str, env: dict[str, str], extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """``uvicorn <app>`` in a subprocess on a socket bound here, answering ``/health``.
+
+    The socket is handed over with ``--fd``: requests queue in its backlog until the server
+    accepts them, so there is no port race. Yields the base URL.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--fd", str(listener.fileno()), *extra_args,
+         "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env=env, pass_fds=[listener.fileno()],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        try:
+            health = requests.get(f"{base_url}/health", timeout=30)
+        except requests.RequestException as exc:
+            process.kill()
+            output = process.communicate(timeout=10)[0].decode(errors="replace")
+            pytest.fail(f"{app} did not answer /health ({exc!r}):\n{output}")
+        assert health.status_code == 200, health.text
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        listener.close()
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:

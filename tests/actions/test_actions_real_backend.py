@@ -36,6 +36,7 @@ from actions.explanations import explain
 from actions.formatting import when
 from actions.handoff import HandoffToHuman
 from actions.texts import render
+from tests.conftest import serve_asgi
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_TOKEN = "actions-test-service-token"
@@ -54,33 +55,8 @@ def live_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     seeded = subprocess.run([sys.executable, "-m", "eligibility", "seed"], cwd=PROJECT_ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "eligibility.asgi:app", "--fd", str(listener.fileno()),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=PROJECT_ROOT, env=env, pass_fds=[listener.fileno()],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    try:
-        try:
-            health = requests.get(f"{base_url}/health", timeout=30)
-        except requests.RequestException as exc:
-            process.kill()
-            output = process.communicate(timeout=10)[0].decode(errors="replace")
-            pytest.fail(f"uvicorn did not answer /health ({exc!r}):\n{output}")
-        assert health.status_code == 200, health.text
+    with serve_asgi("eligibility.asgi:app", env) as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-        listener.close()
 
 
 @pytest.fixture

@@ -11,22 +11,13 @@ except with ``CI=true``, where they fail.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-import psycopg2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from common.db import make_engine, make_session_factory
@@ -34,6 +25,7 @@ from eligibility.api import create_app
 from eligibility.migrate import upgrade
 from eligibility.models import Appeal
 from eligibility.seed import seed
+from tests.conftest import fresh_database, serve_asgi
 
 from .support import (
     BACKOFFICE_TOKEN,
@@ -50,30 +42,9 @@ from .support import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 
 # --- databases -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    """The PostgreSQL server URL, checked once per session (skip or fail if unreachable)."""
-    url = os.environ.get("RELEND_TEST_PG_URL", DEFAULT_PG_URL)
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        psycopg2.connect(dsn, connect_timeout=2).close()
-        return url
-    except psycopg2.OperationalError as exc:
-        problem = " ".join(str(exc).split())[:200]
-    message = (
-        "PostgreSQL not reachable on 127.0.0.1:5432: start it (pg_ctlcluster ... start) "
-        "or set RELEND_TEST_PG_URL; CI=true makes this a failure "
-        f"[{make_url(url)!r}: {problem}]"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 DATABASES = [
@@ -82,31 +53,10 @@ DATABASES = [
 ]
 
 
-@contextmanager
-def fresh_database(kind: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
-    """An empty database of its own: a SQLite file, or a new PostgreSQL schema."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'eligibility.db'}"
-        return
-    server = request.getfixturevalue("pg_server_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, future=True, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        # every connection (Alembic's too) puts its tables in the schema
-        yield make_url(server).update_query_dict(
-            {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database for one test (no tables yet)."""
-    with fresh_database(request.param, request, tmp_path) as url:
+    with fresh_database(request.param, request, tmp_path, "eligibility") as url:
         yield url
 
 
@@ -209,7 +159,8 @@ class Shared:
 @pytest.fixture(scope="module", params=DATABASES)
 def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Shared]:
-    with fresh_database(request.param, request, tmp_path_factory.mktemp("shared")) as url:
+    with fresh_database(request.param, request, tmp_path_factory.mktemp("shared"),
+                        "eligibility") as url:
         shared = Shared(url)
         try:
             yield shared
@@ -227,30 +178,5 @@ def live_server(migrated_url: str) -> Iterator[LiveServer]:
     The listening socket is bound here and handed over with ``--fd``: requests queue in its
     backlog until the server accepts them, so there is no port race and no polling.
     """
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "eligibility.asgi:app",
-         "--fd", str(listener.fileno()), "--log-level", "warning", "--no-access-log"],
-        cwd=PROJECT_ROOT, env=settings_env(migrated_url), pass_fds=[listener.fileno()],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    server = LiveServer(f"http://127.0.0.1:{listener.getsockname()[1]}", migrated_url)
-    try:
-        try:
-            health = httpx.get(f"{server.base_url}/health", timeout=30)
-        except httpx.HTTPError as exc:
-            process.kill()
-            output = process.communicate(timeout=10)[0].decode(errors="replace")
-            pytest.fail(f"uvicorn did not answer /health ({exc!r}):\n{output}")
-        assert health.status_code == 200, health.text
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-        listener.close()
+    with serve_asgi("eligibility.asgi:app", settings_env(migrated_url)) as base_url:
+        yield LiveServer(base_url, migrated_url)

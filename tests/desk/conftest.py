@@ -10,14 +10,11 @@ otherwise; unreachable -> those variants skip, or fail with ``CI=true``). Rasa i
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-import psycopg2
 import pytest
 from desk_support import (
     INTERNAL_TOKEN,
@@ -32,8 +29,8 @@ from desk_support import (
 )
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import desk.api
@@ -43,52 +40,9 @@ from desk.config import DeskSettings
 from desk.migrate import upgrade
 from desk.models import Agent
 from desk.service import DEMO_AGENTS, ensure_demo_data
-
-DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-
+from tests.conftest import fresh_database
 
 # --- databases ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    """The PostgreSQL server URL, checked once per session (skip or fail if unreachable)."""
-    url = os.environ.get("RELEND_TEST_PG_URL", DEFAULT_PG_URL)
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        psycopg2.connect(dsn, connect_timeout=2).close()
-        return url
-    except psycopg2.OperationalError as exc:
-        problem = " ".join(str(exc).split())[:200]
-    message = (
-        "PostgreSQL not reachable on 127.0.0.1:5432: start it (pg_ctlcluster ... start) "
-        "or set RELEND_TEST_PG_URL; CI=true makes this a failure "
-        f"[{make_url(url)!r}: {problem}]"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-@contextmanager
-def fresh_database(kind: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
-    """An empty database of its own: a SQLite file, or a new PostgreSQL schema."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'desk.db'}"
-        return
-    server = request.getfixturevalue("pg_server_url")
-    schema = f"desk_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, future=True, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        # every connection (Alembic's too) puts its tables in the schema
-        yield make_url(server).update_query_dict(
-            {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -100,7 +54,7 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_url(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database for one test (no tables yet)."""
-    with fresh_database(db_kind, request, tmp_path) as url:
+    with fresh_database(db_kind, request, tmp_path, "desk") as url:
         yield url
 
 

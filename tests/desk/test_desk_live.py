@@ -10,8 +10,6 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import websockets
 from desk_support import APP_SECRET, BORROWER, agent_token, borrower_token
 
 from desk.api import ASSISTANT_DOWN_ZH
+from tests.conftest import serve_asgi
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,33 +37,11 @@ def refused_url() -> str:
 @pytest.fixture
 def live_desk(migrated_url: str) -> Iterator[str]:
     """``uvicorn desk.asgi:app`` on a socket bound here (no port race), Rasa unreachable."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
     env = {**os.environ, "RELEND_DESK_DB_URL": migrated_url, "RELEND_APP_SECRET": APP_SECRET,
            "RELEND_AGENT_SECRET": "another-agent-secret", "RELEND_RASA_URL": refused_url(),
            "RELEND_RASA_TIMEOUT": "5", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "desk.asgi:app", "--fd", str(listener.fileno()),
-         "--ws", "websockets", "--log-level", "warning", "--no-access-log"],
-        cwd=PROJECT_ROOT, env=env, pass_fds=[listener.fileno()],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"127.0.0.1:{listener.getsockname()[1]}"
-    try:
-        try:
-            assert httpx.get(f"http://{base}/health", timeout=30).status_code == 200
-        except (httpx.HTTPError, AssertionError):
-            process.kill()
-            pytest.fail("the desk did not start:\n" + process.communicate()[0].decode())
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-        listener.close()
+    with serve_asgi("desk.asgi:app", env, ["--ws", "websockets"]) as base_url:
+        yield base_url.removeprefix("http://")
 
 
 async def close_code(url: str) -> int | None:
