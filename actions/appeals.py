@@ -39,6 +39,17 @@ STATEMENT_MAX_CHARS = 2000
 _ABUSE = re.compile(r"(傻[逼b比]|sb|操你|草你|妈的|他妈|滚|fuck\w*|shit|idiot|stupid|bastard)",
                     re.IGNORECASE)
 FORM_SLOTS = ("appeal_statement", "appeal_confirmed")
+# Words that only say "I disagree". What a message says beyond them is its statement:
+# "我不服，我从来没逾期过" carries one, "凭什么不让我借" does not.
+_DISAGREEMENT_ZH = re.compile(
+    r"不服气?|不认可?|不接受|不同意|不公平|不公正|不合理|不对劲?|不准确?|有误|有问题|搞错了?|弄错了?|错了|"
+    r"凭什么|为什么|为啥|什么鬼|离谱|过分|坑人?|无语|气死|不让|不能|不行|借|"
+    r"我们|你们|我|这个|这|那|结果|决定|评估|系统|真的|根本|简直|完全|就是|太|很|都|也|了|的|啊|吧|呢|吗|呀")
+_DISAGREEMENT_EN = re.compile(
+    r"\b(i|we|you|this|that|it|is|was|s|the|decision|result|totally|completely|so|just|"
+    r"really|disagree|don'?t|do not|agree|wrong|unfair|not fair|ridiculous|nonsense|bs|why|"
+    r"how|can'?t|cannot|borrow|me|my)\b", re.IGNORECASE)
+STATEMENT_IN_MESSAGE_MIN = 6  # letters or ideographs left after the disagreement words
 
 
 def idempotency_key(conversation_id: str, decision_id: str, reason_code: str,
@@ -52,6 +63,29 @@ def idempotency_key(conversation_id: str, decision_id: str, reason_code: str,
 
 def _reset_form() -> list[EventType]:
     return [SlotSet(name, None) for name in FORM_SLOTS]
+
+
+def statement_in(text: str) -> str | None:
+    """The appeal statement a borrower wrote into their disagreement, if it says more than
+    "I disagree" (the whole message is kept: it is the borrower's own wording)."""
+    text = (text or "").strip()
+    if text.startswith("/") or _ABUSE.sub("", text).strip() == "":
+        return None
+    rest = _DISAGREEMENT_EN.sub(" ", _DISAGREEMENT_ZH.sub(" ", _ABUSE.sub(" ", text)))
+    substance = re.findall(r"[a-z]+|[\u4e00-\u9fff]", rest, flags=re.IGNORECASE)
+    letters = sum(len(part) if part.isascii() else 1 for part in substance)
+    words = sum(part.isascii() for part in substance)
+    enough = words >= 3 if text.isascii() else letters >= STATEMENT_IN_MESSAGE_MIN
+    return text[:STATEMENT_MAX_CHARS] if enough else None
+
+
+def _draft_statement(tracker: Tracker) -> str | None:
+    """A statement written with the disagreement now, or with the one before the explanation."""
+    if latest_intent(tracker) == "disagree_with_decision":
+        found = statement_in((tracker.latest_message or {}).get("text") or "")
+        if found:
+            return found
+    return tracker.get_slot("statement_draft")
 
 
 def _not_ready() -> list[EventType]:
@@ -88,12 +122,17 @@ class BeginAppeal(Action):
         lang = lang_of(tracker)
         now = utc_now()
         intent = latest_intent(tracker)
+        draft = _draft_statement(tracker)
         if intent == "disagree_with_decision" and not explained_before:
-            # they disagree with something we have not explained yet: explain first
+            # they disagree with something we have not explained yet: explain first (with the
+            # offer of an appeal where the reason allows one); what they wrote is kept for it
             explanation = explain(decision, lang=lang, now=now, focus="disagree")
             dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons)
+            if explanation.offer == "appeal" and draft:
+                say(dispatcher, "statement_kept", lang)
             return [*events, *offer_events(explanation.offer), *_not_ready(),
-                    SlotSet("primary_reason", explanation.primary_code)]
+                    SlotSet("primary_reason", explanation.primary_code),
+                    SlotSet("statement_draft", draft)]
         reason = appealable_reason(decision)
         if reason is None:
             if decision.get("eligible"):
@@ -121,8 +160,10 @@ class BeginAppeal(Action):
                                  checked=when(decision.get("checked_at"), lang,
                                               decision.get("timezone"), now))
         # pending_offer is left as it is: the rules that start the form match on it, and
-        # filing or cancelling the appeal clears it
-        return [*events, *_reset_form(),
+        # filing or cancelling the appeal clears it. A statement already written is used
+        # as it is: the form goes straight to the confirmation.
+        return [*events, SlotSet("appeal_statement", draft), SlotSet("appeal_confirmed", None),
+                SlotSet("statement_draft", None),
                 SlotSet("appeal_reason_code", reason["code"]),
                 SlotSet("appeal_decision_id", decision.get("decision_id")),
                 SlotSet("appeal_key", idempotency_key(tracker.sender_id,
@@ -230,6 +271,7 @@ class FileAppeal(Action):
         say(dispatcher, "appeal_filed", lang_of(tracker), appeal_id=appeal.get("appeal_id"),
                                  respond_by=when(appeal.get("respond_by"), lang, tz, utc_now()))
         return [*_reset_form(), *offer_events(None), SlotSet("appeal_ids", ids),
+                SlotSet("statement_draft", None),
                 SlotSet("appeal_reason_code", None), SlotSet("appeal_ready", False)]
 
 

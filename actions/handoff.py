@@ -100,7 +100,8 @@ def case_payload(tracker: Tracker, reason: str) -> dict[str, Any]:
         "topics": topics(tracker),
         "decision": decision if isinstance(decision, dict) else None,
         "appeal_ids": list(tracker.get_slot("appeal_ids") or []),
-        "unfiled_appeal_statement": statement if tracker.get_slot("appeal_reason_code") else None,
+        "unfiled_appeal_statement": statement if tracker.get_slot("appeal_reason_code")
+        else tracker.get_slot("statement_draft"),
         "backend_failed": bool(tracker.get_slot("backend_failed")),
         "transcript": transcript(tracker),
     }

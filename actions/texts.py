@@ -115,6 +115,13 @@ TEXTS: dict[str, dict[str, tuple[str, list[Button]]]] = {
             [],
         ),
     },
+    "statement_kept": {
+        "zh": ("您写的情况我已经记下了：如果申诉，会直接作为您的申诉说明，不用再写一遍。", []),
+        "en": (
+            "I've kept what you wrote: if you appeal, it goes in as your statement, so you won't need to write it again.",
+            [],
+        ),
+    },
     "ask_appeal_statement": {
         "zh": (
             "请用一两句话说明您认为哪里有误（例如：“逾期是银行扣款失败造成的”）。随时回复“取消”可以退出。",

@@ -1,9 +1,12 @@
-"""Evaluate intent classification on the held-out set and gate on macro-F1.
+"""Evaluate intent classification on the real-message set and the held-out set, and gate.
 
-Writes reports/nlu/ (Rasa's intent_report.json, intent_confusion_matrix.png, errors) and a
-summary table; exits 1 when intent macro-F1 is below --min-f1 (default 0.90).
+For each set: strict intent accuracy (and with second labels), intent macro-F1, routing
+accuracy (what the bot does) overall and averaged over the five routes, off-topic recall,
+per-intent and per-route tables, the errors, and confusion matrices (PNG) in reports/nlu/.
+Exits 1 when a gate fails (see GATES), 2 when the evaluation could not run.
 
-    .venv/bin/python scripts/evaluate_nlu.py [--model models/relend.tar.gz] [--min-f1 0.90]
+    .venv/bin/python scripts/evaluate_nlu.py [--model models/relend.tar.gz]
+    .venv/bin/python scripts/evaluate_nlu.py --cross-validation   # + 5-fold CV of data/
 """
 
 from __future__ import annotations
@@ -13,51 +16,101 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
+sys.path.insert(0, str(ROOT))
+
+from nlu_eval.report import Prediction, parse_all, score, summary_text, write  # noqa: E402
+from nlu_eval.sets import HELDOUT, REAL_SETS, heldout_examples, real_examples  # noqa: E402
+
+# (set, figure, minimum): the real-message set is the one that matters; the held-out set
+# guards against regressions on our own phrasing. The real-set minimums sit a few points
+# under what the model measures today (README, "NLU"), so that a change that makes it worse
+# fails. They are not yet the targets of issue 8 (strict 0.75, routing averaged over the
+# routes 0.85, off-topic 0.75): raise them as the model gets there, never lower them.
+GATES = (
+    ("real", "strict_accuracy", 0.57),
+    ("real", "routing_macro_recall", 0.60),
+    ("real", "off_topic_recall", 0.69),
+    ("heldout", "intent_macro_f1", 0.90),
+)
+
+
+def cross_validate(out: Path, folds: int) -> dict[str, float]:
+    """Rasa's own k-fold cross-validation of the training data (NLU only)."""
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "MPLBACKEND": "Agg"}
+    target = out / "cross_validation"
+    started = time.monotonic()
+    run = subprocess.run([str(Path(sys.executable).parent / "rasa"), "test", "nlu", "--nlu",
+                          "data", "--config", "config.yml", "--cross-validation", "--folds",
+                          str(folds), "--out", str(target)],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    report = target / "intent_report.json"
+    if run.returncode != 0 or not report.exists():
+        sys.stderr.write(run.stdout[-3000:] + run.stderr[-3000:])
+        raise RuntimeError("cross-validation failed")
+    data = json.loads(report.read_text(encoding="utf-8"))
+    return {"folds": float(folds), "accuracy": data["accuracy"],
+            "macro_f1": data["macro avg"]["f1-score"],
+            "weighted_f1": data["weighted avg"]["f1-score"],
+            "seconds": time.monotonic() - started}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / "models" / "relend.tar.gz"))
     parser.add_argument("--out", default=str(ROOT / "reports" / "nlu"))
-    parser.add_argument("--min-f1", type=float, default=0.90)
+    parser.add_argument("--cross-validation", action="store_true",
+                        help="also run 5-fold cross-validation of data/ (slow: 5 trainings)")
+    parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "MPLBACKEND": "Agg"}
-    rasa = str(Path(sys.executable).parent / "rasa")
-    run = subprocess.run([rasa, "test", "nlu", "--nlu", str(HELDOUT), "--model", args.model,
-                          "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
-    report_path = out / "intent_report.json"
-    if run.returncode != 0 or not report_path.exists():
-        sys.stderr.write(run.stdout[-3000:] + run.stderr[-3000:])
-        print("NLU evaluation failed to run", file=sys.stderr)
+    model = Path(args.model)
+    if not model.exists():
+        print(f"no model at {model}: train first (python -m stack train)", file=sys.stderr)
         return 2
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    intents = sorted(k for k, v in report.items() if isinstance(v, dict) and "support" in v
-                     and k not in ("macro avg", "weighted avg", "micro avg"))
-    lines = [f"{'intent':<32}{'precision':>10}{'recall':>10}{'f1':>8}{'n':>6}"]
-    for name in intents:
-        row = report[name]
-        lines.append(f"{name:<32}{row['precision']:>10.3f}{row['recall']:>10.3f}"
-                     f"{row['f1-score']:>8.3f}{row['support']:>6}")
-    macro = report["macro avg"]["f1-score"]
-    accuracy = report.get("accuracy", float("nan"))
-    lines.append(f"{'macro avg':<32}{report['macro avg']['precision']:>10.3f}"
-                 f"{report['macro avg']['recall']:>10.3f}{macro:>8.3f}")
-    lines.append(f"accuracy {accuracy:.3f}; "
-                 f"confusion matrix: {out / 'intent_confusion_matrix.png'}")
-    summary = "\n".join(lines)
-    (out / "summary.txt").write_text(summary + "\n", encoding="utf-8")
-    print(summary)
-    if macro < args.min_f1:
-        print(f"FAIL: intent macro-F1 {macro:.3f} < {args.min_f1:.2f}", file=sys.stderr)
+
+    sets = {path.stem: real_examples(path) for path in REAL_SETS}
+    sets["real"] = [example for path in REAL_SETS for example in sets[path.stem]]
+    sets["heldout"] = heldout_examples()
+    texts = sorted({e.text for examples in sets.values() for e in examples})
+    parsed = dict(zip(texts, parse_all(model, texts), strict=True))
+
+    results = {}
+    for name, examples in sets.items():
+        if not examples:
+            continue
+        result = score(name, [Prediction(e, *parsed[e.text]) for e in examples])
+        write(out, result)
+        results[name] = result
+        print(summary_text(result) if name in ("real", "heldout") else
+              summary_text(result).split("\n\n")[0], end="\n\n")
+
+    figures = {name: r.figures for name, r in results.items()}
+    if args.cross_validation:
+        figures["cross_validation"] = cross_validate(out, args.folds)
+        cv = figures["cross_validation"]
+        print(f"== {args.folds}-fold cross-validation of data/: accuracy {cv['accuracy']:.3f}, "
+              f"macro-F1 {cv['macro_f1']:.3f} ({cv['seconds']:.0f} s)\n")
+    (out / "figures.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+
+    failed = []
+    for set_name, figure, minimum in GATES:
+        if set_name not in results:
+            failed.append(f"{set_name}: the set is missing ({REAL_SETS or HELDOUT})")
+            continue
+        value = results[set_name].figures[figure]
+        status = "ok  " if value >= minimum else "FAIL"
+        print(f"{status} {set_name} {figure} {value:.3f} (gate {minimum:.2f})")
+        if value < minimum:
+            failed.append(f"{set_name} {figure} {value:.3f} < {minimum:.2f}")
+    print(f"reports: {out}/ (summaries, errors, confusion matrices)")
+    if failed:
+        print("NLU gate failed: " + "; ".join(failed), file=sys.stderr)
         return 1
-    print(f"OK: intent macro-F1 {macro:.3f} >= {args.min_f1:.2f}")
     return 0
 
 

@@ -24,6 +24,7 @@ from actions.appeals import (
     ReportAppealStatus,
     ValidateAppealForm,
     idempotency_key,
+    statement_in,
 )
 from actions.clarify import Clarify, DeclineOffer, DefaultFallback
 from actions.context import ReadChannelContext
@@ -490,6 +491,56 @@ def test_disagreeing_before_any_explanation_explains_first(make_tracker, run, ba
                                             borrower="demo-overdue",
                                             slots={"decision": outcome.slots["decision"]}))
     assert again.slots["appeal_ready"] is True
+
+
+@pytest.mark.parametrize(("message", "statement"), [
+    ("我不服，我从来没逾期过", True),
+    ("这个结果我不认，我每个月都按时还款", True),
+    ("I disagree, I have never missed a payment", True),
+    ("this is so unfair i paid everything on time", True),
+    ("凭什么不让我借", False),          # only "I disagree": nothing a reviewer could use
+    ("你们这个评估根本不准", False),
+    ("这不对", False),
+    ("why cant i borrow this is unfair", False),
+    ("傻逼", False),
+    ("/disagree_with_decision", False),
+])
+def test_a_statement_written_into_the_disagreement_is_recognised(message, statement) -> None:
+    assert (statement_in(message) == message) is statement
+
+
+def test_disagreement_with_a_statement_is_explained_then_filed_without_asking_again(
+        make_tracker, run, backend, decisions) -> None:
+    decision = decisions["demo-overdue"]
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    said = "我不服，我从来没逾期过，那次是银行卡扣款失败"
+    first = run(BeginAppeal(), make_tracker(said, "disagree_with_decision",
+                                            borrower="demo-overdue"))
+    # explained first, with the appeal offered and what they wrote kept for it
+    assert "提交申诉" in [b["title"] for b in first.buttons]
+    assert "不用再写一遍" in first.text
+    assert first.slots["statement_draft"] == said and first.slots["pending_offer"] == "appeal"
+    # they press "提交申诉": the form starts with the statement already filled in
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": []}))
+    second = run(BeginAppeal(), make_tracker("/request_appeal", "request_appeal",
+                                             borrower="demo-overdue",
+                                             slots={"decision": first.slots["decision"],
+                                                    "statement_draft": said}))
+    assert second.slots["appeal_ready"] is True
+    assert second.slots["appeal_statement"] == said
+    assert second.slots["statement_draft"] is None
+
+
+def test_disagreeing_again_with_a_statement_fills_the_form(make_tracker, run, backend,
+                                                           decisions) -> None:
+    decision = {**decisions["demo-overdue"], "_fetched_at": 9e12}  # explained, still fresh
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": []}))
+    said = "I disagree, the late payment was my bank's failed debit, not me"
+    outcome = run(BeginAppeal(), make_tracker(said, "disagree_with_decision", lang="en",
+                                              borrower="demo-overdue",
+                                              slots={"decision": decision}))
+    assert outcome.slots["appeal_ready"] is True
+    assert outcome.slots["appeal_statement"] == said
 
 
 def test_disagreeing_with_what_cannot_be_appealed_brings_a_person(make_tracker, run, backend, desk,

@@ -33,7 +33,7 @@ def examples(paths: list[Path]) -> dict[str, list[str]]:
 
 
 def training() -> dict[str, list[str]]:
-    return examples(sorted((ROOT / "data" / "nlu").glob("*.yml")))
+    return examples(sorted((ROOT / "data" / "nlu").rglob("*.yml")))
 
 
 def heldout() -> dict[str, list[str]]:

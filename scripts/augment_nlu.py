@@ -1,0 +1,154 @@
+"""Generate typo, product-name and masked-number variants of the training examples.
+
+Real borrowers type on phones with pinyin input: homophones (额渡, 遇期, 申述), no punctuation,
+other lenders' product names, and masked numbers pasted from the app. This writes
+``data/nlu/generated/variants.yml`` from the hand-written training files (never from the
+real-message training files or any evaluation set), deterministically (fixed seed), and skips
+any variant that nearly copies an evaluation message. Re-run it after editing data/nlu/.
+
+    .venv/bin/python scripts/augment_nlu.py [--check]   # --check: exit 1 if the file is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nlu_eval.sets import (  # noqa: E402
+    REAL_SETS,
+    TRAINING_DIR,
+    Example,
+    heldout_examples,
+    near_copies,
+    rasa_examples,
+    real_examples,
+)
+
+TARGET = TRAINING_DIR / "generated" / "variants.yml"
+SEED = 20261130
+# only the borrower's questions get variants; small talk is short and already varied
+INTENTS = ("cannot_borrow_after_repayment", "ask_limit_restore_time", "limit_reduced_or_closed",
+           "ask_improve_eligibility", "request_appeal", "check_appeal_status", "request_human",
+           "report_app_error", "disagree_with_decision", "ask_repayment_status")
+PER_EXAMPLE = 1  # variants per hand-written example, at most
+# pinyin-input homophones and near-misses seen in borrowers' messages (one is picked per variant)
+HOMOPHONES = {
+    "额度": ["额渡", "额读", "额肚"], "借款": ["接款", "借宽"], "还款": ["还宽", "环款"],
+    "逾期": ["遇期", "预期", "逾其"], "申诉": ["申述", "伸诉", "申苏"], "复核": ["复合", "付核"],
+    "恢复": ["回复", "恢付"], "为什么": ["为什莫", "为神马", "为森么"],
+    "怎么": ["怎莫", "咋么", "怎摸"],
+    "已经": ["以经", "己经", "已近"], "再借": ["在借"], "审核": ["审合", "审和"],
+    "征信": ["征心", "政信"], "人工": ["人功", "人公"], "客服": ["克服", "客福"],
+    "验证码": ["验证马", "验证吗"], "关闭": ["关毕", "关必"], "冻结": ["动结", "冻洁"],
+    "评估": ["平估", "评姑"], "什么时候": ["神马时候", "什么时后", "啥时侯"],
+    "提额": ["题额", "提鹅"],
+    "借不了": ["接不了", "借不料"], "还清": ["还请", "换清"], "进度": ["近度", "进渡"],
+    "结果": ["节果", "结过"], "系统": ["系桶", "细统"], "显示": ["现实", "显是"],
+}
+PRODUCTS = ["借呗", "花呗", "微粒贷", "信用贷", "借贝"]
+PRODUCT_MARKUP = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
+MASKED = ["尾号***1234的账户", "手机号138****5678的账号", "身份证号3301**********12的",
+          "账号***8899", "我尾号****6021"]
+PUNCTUATION = re.compile(r"[，。！？、；：,.!?;:~…\s]+")
+
+
+def variant(text: str, rng: random.Random) -> str | None:
+    """One variant of a hand-written example, or None when no transformation applies."""
+    options = []
+    words = [w for w in HOMOPHONES if w in text]
+    if words:
+        options.append("typo")
+    if PRODUCT_MARKUP.search(text):
+        options.append("product")
+    if re.search(r"[\u4e00-\u9fff]", text):
+        options.append("masked")
+        if PUNCTUATION.search(text.strip()):
+            options.append("bare")
+    if not options:
+        return None
+    kind = rng.choice(options)
+    if kind == "typo":
+        word = rng.choice(words)
+        return text.replace(word, rng.choice(HOMOPHONES[word]), 1)
+    if kind == "product":
+        def swap(match: re.Match[str]) -> str:
+            other = rng.choice([p for p in PRODUCTS if p != match.group(1)])
+            return f"[{other}](product)"
+        return PRODUCT_MARKUP.sub(swap, text, count=1)
+    if kind == "masked":
+        return f"{rng.choice(MASKED)} {text}" if rng.random() < 0.5 else \
+            f"{text} {rng.choice(MASKED)}"
+    return PUNCTUATION.sub(" ", text).strip()
+
+
+def hand_written() -> list[tuple[str, str]]:
+    """(intent, raw example line with markup) from the hand-written files only."""
+    found = []
+    for path in sorted(TRAINING_DIR.glob("*.yml")):
+        in_block = None
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = re.match(r"^- intent: (\w+)", line)
+            if match:
+                in_block = match.group(1)
+            elif in_block in INTENTS and line.strip().startswith("- "):
+                found.append((in_block, line.strip()[2:]))
+    return found
+
+
+def generate() -> str:
+    rng = random.Random(SEED)
+    evaluation = heldout_examples() + [e for path in REAL_SETS for e in real_examples(path)]
+    existing = {e.text for e in rasa_examples(sorted(TRAINING_DIR.glob("*.yml")))}
+    by_intent: dict[str, list[str]] = {}
+    for intent, raw in hand_written():
+        for _ in range(PER_EXAMPLE):
+            made = variant(raw, rng)
+            if made and made != raw:
+                by_intent.setdefault(intent, []).append(made)
+    kept: dict[str, list[str]] = {}
+    seen = set(existing)
+    for intent, lines in by_intent.items():
+        plain = [Example(PRODUCT_MARKUP.sub(r"\1", line), intent) for line in lines]
+        copies = {c.text for c, _ in near_copies(plain, evaluation)}
+        for line, example in zip(lines, plain, strict=True):
+            if example.text in copies or example.text in seen:
+                continue
+            seen.add(example.text)
+            kept.setdefault(intent, []).append(line)
+    out = ['version: "3.1"',
+           "# GENERATED by scripts/augment_nlu.py from the hand-written files in data/nlu/",
+           "# (homophone typos, product-name swaps, masked numbers, no punctuation). Do not edit.",
+           "nlu:"]
+    for intent in INTENTS:
+        if kept.get(intent):
+            out += [f"- intent: {intent}", "  metadata: {source: generated}", "  examples: |"]
+            out += [f"    - {line}" for line in kept[intent]]
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    args = parser.parse_args()
+    text = generate()
+    if args.check:
+        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
+        if current != text:
+            print(f"{TARGET.relative_to(ROOT)} is stale: run scripts/augment_nlu.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    TARGET.parent.mkdir(parents=True, exist_ok=True)
+    TARGET.write_text(text, encoding="utf-8")
+    print(f"wrote {TARGET.relative_to(ROOT)}: {text.count(chr(10) + '    - ')} variants")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
