@@ -79,6 +79,19 @@ def real_examples(path: Path) -> list[Example]:
             for item in document["messages"]]
 
 
+def corpus_file(origin: str) -> str:
+    """``owner/repo@commit:path:line`` -> ``owner/repo:path`` (the public file a message is
+    from, whatever the commit or line; ``#...`` suffixes dropped)."""
+    head, _, rest = origin.partition("@")
+    path = rest.partition(":")[2].split("#")[0].rsplit(":", 1)[0]
+    return f"{head}:{path}"
+
+
+def evaluation_examples() -> list[Example]:
+    """Every message of every evaluation set: what training data must never copy."""
+    return heldout_examples() + [e for path in REAL_SETS for e in real_examples(path)]
+
+
 def normalise(text: str) -> str:
     """The comparable core of a message: NFKC (full-width -> half-width), lower case, and only
     letters, digits and ideographs (punctuation, spaces, emoji and symbols dropped)."""

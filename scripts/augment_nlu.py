@@ -21,13 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nlu_eval.sets import (  # noqa: E402
-    REAL_SETS,
     TRAINING_DIR,
     Example,
-    heldout_examples,
+    evaluation_examples,
     near_copies,
     rasa_examples,
-    real_examples,
 )
 
 TARGET = TRAINING_DIR / "generated" / "variants.yml"
@@ -103,7 +101,7 @@ def hand_written() -> list[tuple[str, str]]:
 
 def generate() -> str:
     rng = random.Random(SEED)
-    evaluation = heldout_examples() + [e for path in REAL_SETS for e in real_examples(path)]
+    evaluation = evaluation_examples()
     existing = {e.text for e in rasa_examples(sorted(TRAINING_DIR.glob("*.yml")))}
     by_intent: dict[str, list[str]] = {}
     for intent, raw in hand_written():

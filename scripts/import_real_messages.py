@@ -12,6 +12,7 @@ source in ``metadata`` so the tests can prove training and evaluation sources st
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections import defaultdict
@@ -22,20 +23,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nlu_eval.sets import (  # noqa: E402
-    REAL_SETS,
-    TRAINING_DIR,
-    Example,
-    heldout_examples,
-    near_copies,
-    normalise,
-    real_examples,
-)
+from nlu_eval import sets  # noqa: E402
 
 
 def product_names() -> list[str]:
     """Every written form of a product name in data/nlu/synonyms.yml, longest first."""
-    document = yaml.safe_load((TRAINING_DIR / "synonyms.yml").read_text(encoding="utf-8"))
+    document = yaml.safe_load((sets.TRAINING_DIR / "synonyms.yml").read_text(encoding="utf-8"))
     names = [line.strip()[2:] for block in document["nlu"] if "synonym" in block
              and block["synonym"] != "credit_line" for line in block["examples"].splitlines()
              if line.strip().startswith("- ")]
@@ -58,16 +51,16 @@ def main() -> int:
         for line in lines[1:]:
             parts = line.split("\t")
             if len(parts) >= 4 and parts[1].strip():
-                rows.append(Example(parts[1].strip(), parts[2].strip(), origin=parts[3]))
-    evaluation = heldout_examples() + [e for p in REAL_SETS for e in real_examples(p)]
-    held = {normalise(e.text) for e in evaluation}
-    copies = {a.text for a, _ in near_copies(rows, evaluation)}
+                rows.append(sets.Example(parts[1].strip(), parts[2].strip(), origin=parts[3]))
+    evaluation = sets.evaluation_examples()
+    held = {sets.normalise(e.text) for e in evaluation}
+    copies = {a.text for a, _ in sets.near_copies(rows, evaluation)}
     names = product_names()
     kept: dict[str, list[str]] = defaultdict(list)
     seen: set[str] = set()
     skipped = {"near_copy": 0, "markup": 0, "duplicate": 0}
     for row in rows:
-        key = normalise(row.text)
+        key = sets.normalise(row.text)
         if row.text in copies or key in held:
             skipped["near_copy"] += 1
         elif re.search(r"[\[\]{}()]|^[-#>|*&!%@`]", row.text) or not row.text.isprintable():
@@ -82,11 +75,14 @@ def main() -> int:
            "# Provenance and licence: docs/nlu-data.md.",
            "# Written by scripts/import_real_messages.py from the labelled TSV.",
            "nlu:"]
+    # the public files these messages come from: tests prove no evaluation message comes
+    # from any of them
+    files = sorted({sets.corpus_file(row.origin) for row in rows if row.origin})
+    metadata = json.dumps({"source": args.source, "corpus_files": files}, ensure_ascii=False)
     for intent in sorted(kept):
-        out += [f"- intent: {intent}", f"  metadata: {{source: {args.source}}}",
-                "  examples: |"]
+        out += [f"- intent: {intent}", f"  metadata: {metadata}", "  examples: |"]
         out += [f"    - {text}" for text in kept[intent]]
-    target = TRAINING_DIR / "real" / f"{args.source}.yml"
+    target = sets.TRAINING_DIR / "real" / f"{args.source}.yml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(out) + "\n", encoding="utf-8")
     total = sum(len(v) for v in kept.values())

@@ -13,6 +13,7 @@ from nlu_eval.sets import (
     REAL_SETS,
     ROOT,
     Example,
+    corpus_file,
     heldout_examples,
     near_copies,
     near_copy,
@@ -112,17 +113,23 @@ def test_real_set_labels_are_intents_and_every_message_has_an_origin(real: list[
     assert not duplicates
 
 
+def test_corpus_file_names_the_public_file_whatever_the_commit_or_line() -> None:
+    assert corpus_file("a/b@0123abc:dir/dev.csv:17") == "a/b:dir/dev.csv"
+    assert corpus_file("a/b@0123abc:data.csv:9#first_sentences") == "a/b:data.csv"
+
+
 def test_real_set_sources_are_never_trained_on(real: list[Example]) -> None:
-    """Apart by source, not just by sentence: no training file comes from an evaluation
-    source, and no real evaluation message is in the training data."""
-    eval_sources = {e.source for e in real}
-    trained_sources = set()
-    for path in (ROOT / "data" / "nlu").rglob("*.yml"):
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        trained_sources.add(document.get("source") or "")
-        for block in document.get("nlu", []) or []:
-            trained_sources.add((block.get("metadata") or {}).get("source", ""))
-    assert not eval_sources & trained_sources
+    """Apart by source, not just by sentence: no training file draws on a public file that an
+    evaluation message comes from, and no real evaluation message is in the training data."""
+    eval_files = {corpus_file(e.origin) for e in real}
+    trained_files: set[str] = set()
+    for path in (ROOT / "data" / "nlu" / "real").glob("*.yml"):
+        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+            trained_files.update(block["metadata"]["corpus_files"])
+    assert trained_files, "the real training files name the public files they come from"
+    assert not eval_files & trained_files
+    assert not {repo.split(":")[0] for repo in eval_files} & {
+        repo.split(":")[0] for repo in trained_files}, "same repository on both sides"
     trained = {normalise(e.text) for e in training_examples()}
     leaked = [e.text for e in real if normalise(e.text) in trained and len(normalise(e.text)) > 4]
     assert not leaked, leaked[:20]
