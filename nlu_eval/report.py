@@ -37,8 +37,13 @@ class SetScore:
 
 def parse_all(model_path: Path, texts: Sequence[str]) -> list[tuple[str, float]]:
     """(intent, confidence) for each text, through the trained model's NLU pipeline."""
+    import logging
+
+    import structlog
     from rasa.core.agent import Agent
 
+    # Rasa logs every parse at debug level through structlog: a thousand lines of noise here
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     agent = Agent.load(str(model_path))
 
     async def run() -> list[tuple[str, float]]:
