@@ -10,14 +10,16 @@ from pathlib import Path
 
 from .config import ROOT, StackConfig
 
-INPUTS = ("config.yml", "domain.yml", "data")
+# the custom NLU components are code the model is made of: a change to them retrains too
+INPUTS = ("config.yml", "domain.yml", "data", "nlu_components")
 
 
 def fingerprint(root: Path = ROOT) -> str:
     digest = hashlib.sha256()
     for name in INPUTS:
         path = root / name
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = sorted(p for p in path.rglob("*") if p.is_file()
+                       and "__pycache__" not in p.parts) if path.is_dir() else [path]
         for file in files:
             digest.update(str(file.relative_to(root)).encode())
             digest.update(file.read_bytes())
