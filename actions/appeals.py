@@ -38,7 +38,6 @@ STATEMENT_MAX_CHARS = 2000
 # Insults on their own are not a statement; a statement that also vents is still a statement.
 _ABUSE = re.compile(r"(傻[逼b比]|sb|操你|草你|妈的|他妈|滚|fuck\w*|shit|idiot|stupid|bastard)",
                     re.IGNORECASE)
-FORM_SLOTS = ("appeal_statement", "appeal_confirmed")
 # Words that only say "I disagree". What a message says beyond them is its statement:
 # "我不服，我从来没逾期过" carries one, "凭什么不让我借" does not.
 _DISAGREEMENT_ZH = re.compile(
@@ -61,8 +60,10 @@ def idempotency_key(conversation_id: str, decision_id: str, reason_code: str,
     return f"chat-{hashlib.sha256(seed.encode()).hexdigest()[:40]}"
 
 
-def _reset_form() -> list[EventType]:
-    return [SlotSet(name, None) for name in FORM_SLOTS]
+def _reset_form(statement: str | None = None) -> list[EventType]:
+    """Clear the form's slots; a statement the borrower already wrote fills its slot, so the
+    form goes straight to the confirmation."""
+    return [SlotSet("appeal_statement", statement), SlotSet("appeal_confirmed", None)]
 
 
 def statement_in(text: str) -> str | None:
@@ -160,10 +161,8 @@ class BeginAppeal(Action):
                                  checked=when(decision.get("checked_at"), lang,
                                               decision.get("timezone"), now))
         # pending_offer is left as it is: the rules that start the form match on it, and
-        # filing or cancelling the appeal clears it. A statement already written is used
-        # as it is: the form goes straight to the confirmation.
-        return [*events, SlotSet("appeal_statement", draft), SlotSet("appeal_confirmed", None),
-                SlotSet("statement_draft", None),
+        # filing or cancelling the appeal clears it
+        return [*events, *_reset_form(draft), SlotSet("statement_draft", None),
                 SlotSet("appeal_reason_code", reason["code"]),
                 SlotSet("appeal_decision_id", decision.get("decision_id")),
                 SlotSet("appeal_key", idempotency_key(tracker.sender_id,

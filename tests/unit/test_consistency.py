@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from eligibility.reasons import REASONS
+from nlu_eval.sets import Example, heldout_examples, training_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE_INTENTS = (
@@ -15,29 +16,21 @@ CORE_INTENTS = (
     "ask_improve_eligibility", "request_appeal", "check_appeal_status", "request_human",
     "report_app_error", "disagree_with_decision", "ask_repayment_status", "out_of_scope",
 )
-MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)|\[([^\]]+)\]\{[^}]+\}")
 
 
-def examples(paths: list[Path]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for path in paths:
-        for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
-            if "intent" not in block:
-                continue
-            for line in block["examples"].splitlines():
-                line = line.strip()
-                if line.startswith("- "):
-                    text = MARKUP.sub(lambda m: m.group(1) or m.group(2), line[2:])
-                    found.setdefault(block["intent"], []).append(text)
-    return found
+def _by_intent(found: list[Example]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for example in found:
+        grouped.setdefault(example.intent, []).append(example.text)
+    return grouped
 
 
 def training() -> dict[str, list[str]]:
-    return examples(sorted((ROOT / "data" / "nlu").rglob("*.yml")))
+    return _by_intent(training_examples())
 
 
 def heldout() -> dict[str, list[str]]:
-    return examples([ROOT / "tests" / "nlu" / "heldout.yml"])
+    return _by_intent(heldout_examples())
 
 
 def test_heldout_set_is_never_trained_on() -> None:
