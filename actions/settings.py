@@ -1,52 +1,94 @@
-"""Action-server settings, read from environment variables (see docs/configuration.md)."""
+"""Action-server settings: one typed object read from environment variables
+(see docs/configuration.md).
+
+Nothing is read at import time: ``settings()`` reads and checks the environment on first use.
+In production (``RELEND_ENV`` unset or ``production``, see common/settings.py) a missing, empty,
+public sandbox or shorter-than-32-byte ``RELEND_BACKEND_TOKEN`` or ``RELEND_DESK_TOKEN`` is
+refused with ``InsecureSettings``, whose message names each variable.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from functools import cache
+from typing import Any
+
+from pydantic import BaseSettings, Field, validator
+
+from common.settings import Mode, current_mode, refuse_insecure
+
+SERVICE = "the action server"
+# the public defaults of the local sandbox: refused in production (common.settings)
+SANDBOX_BACKEND_TOKEN = "relend-sandbox-token"
+SANDBOX_DESK_TOKEN = "relend-sandbox-desk-token"
 
 
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
+class ActionSettings(BaseSettings):
+    # the mode comes first: the secrets' defaults depend on it
+    mode: Mode = Field(default_factory=current_mode, env="RELEND_ENV")
+    backend_url: str = Field("http://127.0.0.1:8081", env="RELEND_BACKEND_URL")
+    # unset: the public sandbox value in the sandbox, nothing (refused) in production
+    backend_token: str | None = Field(None, env="RELEND_BACKEND_TOKEN")
+    connect_timeout: float = Field(1.0, gt=0, env="RELEND_BACKEND_CONNECT_TIMEOUT")
+    read_timeout: float = Field(3.0, gt=0, env="RELEND_BACKEND_READ_TIMEOUT")
+    retries: int = Field(1, ge=0, env="RELEND_BACKEND_RETRIES")
+    decision_max_age: int = Field(300, ge=0, env="RELEND_DECISION_MAX_AGE_SECONDS")
+    product_name_zh: str = Field("Relend信用借", env="RELEND_PRODUCT_NAME_ZH")
+    product_name_en: str = Field("Relend Credit", env="RELEND_PRODUCT_NAME_EN")
+    desk_url: str = Field("http://127.0.0.1:8090", env="RELEND_DESK_URL")
+    desk_token: str | None = Field(None, env="RELEND_DESK_TOKEN")
 
+    class Config:
+        allow_mutation = False
+        env_file = None
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+        @classmethod
+        def customise_sources(cls, init_settings: Any, env_settings: Any,
+                              file_secret_settings: Any) -> tuple[Any, ...]:
+            # a variable set to "" means "use the default", as an unset one does
+            def environment(settings: BaseSettings) -> dict[str, Any]:
+                return {name: value for name, value in env_settings(settings).items()
+                        if not (isinstance(value, str) and not value.strip())}
 
+            return init_settings, environment
 
-@dataclass(frozen=True)
-class ActionSettings:
-    backend_url: str
-    backend_token: str
-    connect_timeout: float
-    read_timeout: float
-    retries: int
-    decision_max_age: int
-    product_name_zh: str
-    product_name_en: str
-    desk_url: str
-    desk_token: str
+    @validator("mode", pre=True)
+    def _mode(cls, value: Any) -> Any:
+        return current_mode({"RELEND_ENV": value}) if isinstance(value, str) else value
+
+    @validator("backend_url", "desk_url")
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @validator("backend_token", always=True)
+    def _backend_token(cls, value: str | None, values: dict[str, Any]) -> str:
+        if value is not None:
+            return value
+        return SANDBOX_BACKEND_TOKEN if values.get("mode") is Mode.SANDBOX else ""
+
+    @validator("desk_token", always=True)
+    def _desk_token(cls, value: str | None, values: dict[str, Any]) -> str:
+        if value is not None:
+            return value
+        return SANDBOX_DESK_TOKEN if values.get("mode") is Mode.SANDBOX else ""
 
     @classmethod
-    def from_env(cls) -> ActionSettings:
-        return cls(
-            backend_url=os.environ.get("RELEND_BACKEND_URL", "http://127.0.0.1:8081").rstrip("/"),
-            backend_token=os.environ.get("RELEND_BACKEND_TOKEN", "relend-sandbox-token"),
-            connect_timeout=_float("RELEND_BACKEND_CONNECT_TIMEOUT", 1.0),
-            read_timeout=_float("RELEND_BACKEND_READ_TIMEOUT", 3.0),
-            retries=_int("RELEND_BACKEND_RETRIES", 1),
-            decision_max_age=_int("RELEND_DECISION_MAX_AGE_SECONDS", 300),
-            product_name_zh=os.environ.get("RELEND_PRODUCT_NAME_ZH", "Relend信用借"),
-            product_name_en=os.environ.get("RELEND_PRODUCT_NAME_EN", "Relend Credit"),
-            desk_url=os.environ.get("RELEND_DESK_URL", "http://127.0.0.1:8090").rstrip("/"),
-            desk_token=os.environ.get("RELEND_DESK_TOKEN", "relend-sandbox-desk-token"),
-        )
+    def from_env(cls, **overrides: Any) -> ActionSettings:
+        """Read the environment, then refuse what production must never run with."""
+        settings = cls(**overrides)
+        settings.check()
+        return settings
+
+    def replace(self, **changes: Any) -> ActionSettings:
+        return self.copy(update=changes)
+
+    def check(self) -> None:
+        refuse_insecure(SERVICE, self.mode, {
+            "RELEND_BACKEND_TOKEN": self.backend_token,
+            "RELEND_DESK_TOKEN": self.desk_token,
+        })
 
 
 @cache
 def settings() -> ActionSettings:
-    """Read once, on first use (never at import time)."""
+    """Read and checked once, on first use (never at import time)."""
     return ActionSettings.from_env()

@@ -37,13 +37,15 @@ def free_port() -> int:
 
 
 def prepare(url: str) -> None:
-    env = {**os.environ, "RELEND_BACKEND_DB_URL": url, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+    env = {**os.environ, "RELEND_ENV": "sandbox", "RELEND_BACKEND_DB_URL": url,
+           "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
     subprocess.run([sys.executable, "-m", "eligibility", "seed"], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
 
 
 def serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {"RELEND_BACKEND_WORKERS": "2", **os.environ, "RELEND_BACKEND_DB_URL": url,
+    env = {"RELEND_BACKEND_WORKERS": "2", **os.environ, "RELEND_ENV": "sandbox",
+           "RELEND_BACKEND_DB_URL": url,
            "RELEND_BACKEND_TOKEN": TOKEN,
            "RELEND_BACKEND_PORT": str(port), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "eligibility", "serve"], cwd=ROOT, env=env)

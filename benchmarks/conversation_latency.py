@@ -1,9 +1,10 @@
 """Per-turn latency of the assistant through the real servers, and training time.
 
-Prints p50/p95/p99 of (a) a full REST-channel turn that runs the custom action and its
-backend call (a fresh conversation each turn, so the decision is never cached) and (b)
-`/model/parse` alone, at 1 and 20 concurrent conversations. With --train, first times a full
-training run with the cache disabled. Starts the stack on loopback (or reuses a running one).
+Prints p50/p95/p99 of (a) a full turn through the desk channel (signed the way the desk signs
+it) that runs the custom action and its backend call (a fresh conversation each turn, so the
+decision is never cached) and (b) `/model/parse` alone, at 1 and 20 concurrent conversations.
+With --train, first times a full training run with the cache disabled. Starts the stack on
+loopback (or reuses a running one).
 
     .venv/bin/python benchmarks/conversation_latency.py [--turns 200] [--train]
 """
@@ -24,10 +25,12 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.signing import MessageFields, sign  # noqa: E402
 from eligibility.seed import DEMO_BORROWERS  # noqa: E402
 from stack.__main__ import seed_backend  # noqa: E402
 from stack.config import StackConfig  # noqa: E402
 from stack.model import ensure_model  # noqa: E402
+from stack.rasa_auth import rasa_headers  # noqa: E402
 from stack.services import Stack  # noqa: E402
 
 QUESTION = "我还清了为什么现在借不了款？"
@@ -72,20 +75,23 @@ def main() -> int:
     http = requests.Session()
 
     def turn(i: int) -> None:
-        response = http.post(f"{rasa}/webhooks/rest/webhook", timeout=60, json={
-            "sender": f"bench-{uuid.uuid4().hex[:12]}", "message": QUESTION,
-            "metadata": {"borrower_id": ids[i % len(ids)], "locale": "zh-CN"}})
+        fields = MessageFields(sender=f"bench-{uuid.uuid4().hex[:12]}", text=QUESTION,
+                               borrower_id=ids[i % len(ids)], locale="zh-CN")
+        response = http.post(f"{rasa}/webhooks/desk/webhook", timeout=60,
+                             headers=sign(config.channel_secret, fields), json={
+            "sender": fields.sender, "message": fields.text,
+            "metadata": {"borrower_id": fields.borrower_id, "locale": fields.locale}})
         assert response.ok and response.json(), response.text
 
     def parse(_i: int) -> None:
-        response = http.post(f"{rasa}/model/parse?token={config.rasa_token}",
+        response = http.post(f"{rasa}/model/parse", headers=rasa_headers(config.rasa_jwt_secret),
                              json={"text": QUESTION}, timeout=60)
         assert response.ok
 
     with Stack(config).up():
         measure(turn, 20, 4)  # warm-up
         for concurrency in (1, 20):
-            for label, call in (("REST turn + action + backend", turn),
+            for label, call in (("desk turn + action + backend", turn),
                                 ("/model/parse only", parse)):
                 samples, rate = measure(call, args.turns, concurrency)
                 print(f"{label:<30} conc={concurrency:<3} {percentiles(samples)}  "

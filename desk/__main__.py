@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic import ValidationError
+
+from common.settings import InsecureSettings
+
 from .config import DeskSettings
 
 
@@ -14,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply migrations and create the sandbox's demo agents")
     sub.add_parser("serve", help="migrate, then serve the desk on RELEND_DESK_HOST:PORT")
     args = parser.parse_args(argv)
-    settings = DeskSettings.from_env()
+    try:
+        settings = DeskSettings.from_env()
+    except (InsecureSettings, ValidationError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
     from common.db import make_engine, make_session_factory
 
@@ -24,13 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     with make_session_factory(engine)() as session:
-        ensure_demo_data(session, settings.demo_agent_password)
+        ensure_demo_data(session, settings.demo_agent_password,
+                         demo_agents=bool(settings.demo_agents))
     engine.dispose()
     if args.command == "serve":
         import uvicorn
 
         uvicorn.run("desk.asgi:app", host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False, ws="websockets")
+                    log_level="warning", access_log=False, ws="websockets",
+                    ws_max_size=settings.ws_max_bytes, server_header=False)
     return 0
 
 

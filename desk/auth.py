@@ -1,8 +1,11 @@
-"""Who is on the other end: signed tokens for borrowers (minted by the app) and agents.
+"""Who is on the other end: JWTs for borrowers (signed by the app) and agents (console login).
 
-A token is ``base64url(json claims).base64url(HMAC-SHA256)`` with an expiry. The app signs
-borrower tokens with RELEND_APP_SECRET (the sandbox's demo login signs them here); agents get
-theirs from the console login. Passwords are stored as scrypt hashes.
+Tokens are HS256 JWTs (PyJWT) with an audience per kind, so a borrower token can never pass
+as an agent's and a refresh token never as an access token; ``exp``/``iat`` are checked, and
+``kid`` names the key so a secret can be rotated (the previous one keeps verifying until its
+tokens expire). Agent tokens also carry the agent's ``ver``: the desk compares it with the
+agents table on every use, so logging out (which bumps it) revokes them at once.
+Passwords are stored as scrypt hashes.
 """
 
 from __future__ import annotations
@@ -10,14 +13,51 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
+
+import jwt
+
+BORROWER = "relend-borrower"
+AGENT = "relend-agent"
+AGENT_REFRESH = "relend-agent-refresh"
+ALGORITHM = "HS256"
+LEEWAY_SECONDS = 10
 
 
 class InvalidToken(Exception):
     pass
+
+
+def key_id(secret: str) -> str:
+    """A public name for a secret (a hash prefix: reveals nothing usable)."""
+    return hashlib.sha256(b"relend-kid:" + secret.encode("utf-8")).hexdigest()[:12]
+
+
+def sign(claims: dict[str, Any], secret: str, audience: str, ttl_seconds: int) -> str:
+    now = int(time.time())
+    payload = {**claims, "aud": audience, "iat": now, "exp": now + ttl_seconds}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"kid": key_id(secret)})
+
+
+def verify(token: str, secrets_: str | Iterable[str], audience: str) -> dict[str, Any]:
+    """The claims of a valid token of this audience; ``secrets_`` is the current secret,
+    or the current one followed by those still accepted during a rotation."""
+    keys = [secrets_] if isinstance(secrets_, str) else [s for s in secrets_ if s]
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = next((k for k in keys if key_id(k) == kid), None)
+        if key is None:
+            raise InvalidToken("unknown key")
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=audience,
+                            leeway=LEEWAY_SECONDS, options={"require": ["exp", "iat", "aud"]})
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if not isinstance(claims, dict):
+        raise InvalidToken("malformed token")
+    return claims
 
 
 def _b64(data: bytes) -> str:
@@ -28,31 +68,15 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign(claims: dict[str, Any], secret: str, ttl_seconds: int) -> str:
-    body = _b64(json.dumps({**claims, "exp": int(time.time()) + ttl_seconds},
-                           separators=(",", ":")).encode("utf-8"))
-    mac = hmac.new(secret.encode("utf-8"), body.encode("ascii"), hashlib.sha256).digest()
-    return f"{body}.{_b64(mac)}"
-
-
-def verify(token: str, secret: str) -> dict[str, Any]:
-    try:
-        body, mac = token.split(".", 1)
-        expected = hmac.new(secret.encode("utf-8"), body.encode("ascii"), hashlib.sha256).digest()
-        if not hmac.compare_digest(_unb64(mac), expected):
-            raise InvalidToken("bad signature")
-        claims = json.loads(_unb64(body))
-    except (ValueError, UnicodeError) as exc:
-        raise InvalidToken("malformed token") from exc
-    if not isinstance(claims, dict) or int(claims.get("exp", 0)) < time.time():
-        raise InvalidToken("expired token")
-    return claims
-
-
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1)
     return f"scrypt${_b64(salt)}${_b64(digest)}"
+
+
+# compared against when the username does not exist, so that a failed login takes the same
+# time whether or not the name is real
+UNKNOWN_USER_HASH = "scrypt$" + _b64(b"relend-no-such-agent") + "$" + _b64(b"\0" * 64)
 
 
 def check_password(password: str, stored: str) -> bool:

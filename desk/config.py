@@ -1,50 +1,119 @@
-"""Desk settings from environment variables (documented in docs/configuration.md)."""
+"""Desk settings: one typed object read from environment variables (docs/configuration.md).
+
+In production (``RELEND_ENV`` unset or ``production``) the desk refuses to start with a missing,
+empty, short or public secret, with the demo login or the demo agents switched on, or with the
+borrower-app and agent secrets equal (see common/settings.py).
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseSettings, Field, root_validator, validator
+
+from common.settings import Mode, current_mode, refuse_insecure
 
 ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_DEFAULTS = {
+    "internal_token": "relend-sandbox-desk-token",
+    "app_secret": "relend-sandbox-app-secret",
+    "agent_secret": "relend-sandbox-agent-secret",
+    "channel_secret": "relend-sandbox-channel-secret",
+    "rasa_jwt_secret": "relend-sandbox-rasa-jwt-secret",
+}
 
 
-def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    return default if not raw else raw in ("1", "true", "yes", "on")
+def _sandbox_default(value: Any, values: dict[str, Any], default: Any) -> Any:
+    """A sandbox-only feature: on by default in the sandbox, off by default in production."""
+    if value is None:
+        return default if values.get("mode") is Mode.SANDBOX else type(default)()
+    return value
 
 
-@dataclass(frozen=True)
-class DeskSettings:
-    database_url: str
-    host: str
-    port: int
-    internal_token: str
-    app_secret: str
-    agent_secret: str
-    demo_login: bool
-    rasa_url: str
-    rasa_token: str
-    rasa_timeout: float
-    max_message_chars: int
-    token_ttl_seconds: int
-    demo_agent_password: str
+class DeskSettings(BaseSettings):
+    mode: Mode = Field(default_factory=current_mode, env="RELEND_ENV")
+    database_url: str = Field(f"sqlite:///{ROOT / 'var' / 'desk.db'}", env="RELEND_DESK_DB_URL")
+    host: str = Field("127.0.0.1", env="RELEND_DESK_HOST")
+    port: int = Field(8090, env="RELEND_DESK_PORT")
+    internal_token: str = Field("", env="RELEND_DESK_TOKEN")
+    app_secret: str = Field("", env="RELEND_APP_SECRET")
+    agent_secret: str = Field("", env="RELEND_AGENT_SECRET")
+    # during a rotation: the previous secrets keep verifying the tokens they signed
+    app_secret_previous: str = Field("", env="RELEND_APP_SECRET_PREVIOUS")
+    agent_secret_previous: str = Field("", env="RELEND_AGENT_SECRET_PREVIOUS")
+    # signs each borrower message's identity for the assistant's input channel
+    channel_secret: str = Field("", env="RELEND_CHANNEL_SECRET")
+    # signs the desk's short-lived JWTs for Rasa's HTTP API (rasa run --jwt-secret)
+    rasa_jwt_secret: str = Field("", env="RELEND_RASA_JWT_SECRET")
+    demo_login: bool | None = Field(None, env="RELEND_DESK_DEMO_LOGIN")
+    demo_agents: bool | None = Field(None, env="RELEND_DESK_DEMO_AGENTS")
+    demo_agent_password: str = Field("relend-demo", env="RELEND_DEMO_AGENT_PASSWORD")
+    rasa_url: str = Field("http://127.0.0.1:5005", env="RELEND_RASA_URL")
+    rasa_timeout: float = Field(15.0, env="RELEND_RASA_TIMEOUT")
+    max_message_chars: int = Field(2000, env="RELEND_DESK_MAX_MESSAGE_CHARS")
+    borrower_token_ttl_seconds: int = Field(12 * 3600, env="RELEND_DESK_TOKEN_TTL")
+    agent_token_ttl_seconds: int = Field(15 * 60, env="RELEND_AGENT_TOKEN_TTL")
+    agent_refresh_ttl_seconds: int = Field(10 * 3600, env="RELEND_AGENT_REFRESH_TTL")
+    max_body_bytes: int = Field(16 * 1024, env="RELEND_DESK_MAX_BODY_BYTES")
+    ws_max_bytes: int = Field(16 * 1024, env="RELEND_DESK_WS_MAX_BYTES")
+    messages_per_minute: int = Field(20, env="RELEND_DESK_MESSAGES_PER_MINUTE")
+    login_failures_allowed: int = Field(5, env="RELEND_DESK_LOGIN_FAILURES")
+    login_lockout_seconds: int = Field(300, env="RELEND_DESK_LOGIN_LOCKOUT")
+    raw_text_days: int = Field(30, env="RELEND_DESK_RAW_TEXT_DAYS")
+
+    class Config:
+        allow_mutation = False
+        env_file = None
+
+    @validator("mode", pre=True)
+    def _known_mode(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() not in ("sandbox", "production", ""):
+            raise ValueError(f"RELEND_ENV must be 'sandbox' or 'production', not {value!r}")
+        return value.strip().lower() or Mode.PRODUCTION if isinstance(value, str) else value
+
+    @root_validator(skip_on_failure=True)
+    def _sandbox_secrets(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Secrets left empty get the public sandbox values, in the sandbox only."""
+        for field, default in SANDBOX_DEFAULTS.items():
+            if not (values.get(field) or "").strip():
+                values[field] = default if values.get("mode") is Mode.SANDBOX else ""
+        return values
+
+    @validator("demo_login", always=True)
+    def _demo_login(cls, value: bool | None, values: dict[str, Any]) -> bool:
+        return _sandbox_default(value, values, True)
+
+    @validator("demo_agents", always=True)
+    def _demo_agents(cls, value: bool | None, values: dict[str, Any]) -> bool:
+        return _sandbox_default(value, values, True)
+
+    @validator("rasa_url")
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @classmethod
-    def from_env(cls) -> DeskSettings:
-        return cls(
-            database_url=os.environ.get("RELEND_DESK_DB_URL",
-                                        f"sqlite:///{ROOT / 'var' / 'desk.db'}"),
-            host=os.environ.get("RELEND_DESK_HOST", "127.0.0.1"),
-            port=int(os.environ.get("RELEND_DESK_PORT", "") or 8090),
-            internal_token=os.environ.get("RELEND_DESK_TOKEN", "relend-sandbox-desk-token"),
-            app_secret=os.environ.get("RELEND_APP_SECRET", "relend-sandbox-app-secret"),
-            agent_secret=os.environ.get("RELEND_AGENT_SECRET", "relend-sandbox-agent-secret"),
-            demo_login=_flag("RELEND_DESK_DEMO_LOGIN", True),
-            rasa_url=os.environ.get("RELEND_RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
-            rasa_token=os.environ.get("RELEND_RASA_TOKEN", "relend-sandbox-rasa-token"),
-            rasa_timeout=float(os.environ.get("RELEND_RASA_TIMEOUT", "") or 15),
-            max_message_chars=int(os.environ.get("RELEND_DESK_MAX_MESSAGE_CHARS", "") or 2000),
-            token_ttl_seconds=int(os.environ.get("RELEND_DESK_TOKEN_TTL", "") or 12 * 3600),
-            demo_agent_password=os.environ.get("RELEND_DEMO_AGENT_PASSWORD", "relend-demo"),
-        )
+    def from_env(cls, **overrides: Any) -> DeskSettings:
+        """Read the environment, then refuse what production must never run with."""
+        settings = cls(**overrides)
+        settings.check()
+        return settings
+
+    def replace(self, **changes: Any) -> DeskSettings:
+        return self.copy(update=changes)
+
+    def check(self) -> None:
+        extra = []
+        if self.demo_login:
+            extra.append("RELEND_DESK_DEMO_LOGIN is on: anyone could log in as a demo borrower")
+        if self.demo_agents:
+            extra.append("RELEND_DESK_DEMO_AGENTS is on: demo agents have a public password")
+        if self.app_secret and self.app_secret == self.agent_secret:
+            extra.append("RELEND_APP_SECRET and RELEND_AGENT_SECRET must differ")
+        refuse_insecure("the support desk", self.mode, {
+            "RELEND_DESK_TOKEN": self.internal_token,
+            "RELEND_APP_SECRET": self.app_secret,
+            "RELEND_AGENT_SECRET": self.agent_secret,
+            "RELEND_CHANNEL_SECRET": self.channel_secret,
+            "RELEND_RASA_JWT_SECRET": self.rasa_jwt_secret,
+        }, extra)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     ForeignKey,
     Integer,
@@ -45,6 +46,8 @@ class Message(Base):
     buttons = Column(JSON, nullable=True)
     client_message_id = Column(String(64), nullable=True)
     created_at = Column(UTCDateTime, nullable=False)
+    # set when retention replaced the raw text with its masked form (RELEND_DESK_RAW_TEXT_DAYS)
+    masked_at = Column(UTCDateTime, nullable=True)
 
 
 class Case(Base):
@@ -88,6 +91,10 @@ class Agent(Base):
     username = Column(String(40), nullable=False, unique=True)
     display_name = Column(String(80), nullable=False)
     password_hash = Column(String(200), nullable=False)
+    role = Column(String(12), nullable=False, default="agent")  # agent | supervisor
+    # in every token the agent holds; logout bumps it, which revokes them all
+    token_version = Column(Integer, nullable=False, default=0)
+    active = Column(Boolean, nullable=False, default=True)
 
 
 class CannedReply(Base):

@@ -1,14 +1,29 @@
-"""Talking to Rasa: the REST channel for borrower messages, the HTTP API to pause, resume
-and run actions. Every call has a timeout; failures raise ``AssistantUnavailable``."""
+"""Talking to Rasa: the signed desk channel for borrower messages, the HTTP API to pause,
+resume and run actions. Every call has a timeout; failures raise ``AssistantUnavailable``.
+
+- Borrower messages go to ``/webhooks/desk/webhook`` (channels/desk_channel.py), signed with
+  ``RELEND_CHANNEL_SECRET`` over the conversation id, the text's SHA-256, the borrower id,
+  the locale, a timestamp and a fresh nonce (common/signing.py): Rasa refuses anything else.
+- The HTTP API gets ``Authorization: Bearer <JWT>``, a short-lived HS256 token signed with
+  ``RELEND_RASA_JWT_SECRET`` (``rasa run --jwt-secret``); no token ever goes in a URL.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import httpx
+import jwt
+
+from common.signing import MessageFields, sign
 
 log = logging.getLogger("relend.desk.rasa")
+
+CHANNEL_PATH = "/webhooks/desk/webhook"
+JWT_TTL_SECONDS = 300
+JWT_USERNAME = "relend-desk"
 
 
 class AssistantUnavailable(Exception):
@@ -16,11 +31,16 @@ class AssistantUnavailable(Exception):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, token: str, timeout: float) -> None:
+    def __init__(self, base_url: str, jwt_secret: str, channel_secret: str,
+                 timeout: float) -> None:
+        if not jwt_secret or not channel_secret:
+            raise ValueError("the Rasa client needs the JWT secret and the channel secret")
         self.base_url = base_url
-        self.token = token
+        self.jwt_secret = jwt_secret
+        self.channel_secret = channel_secret
         self.timeout = timeout
         self._client: httpx.AsyncClient | None = None
+        self._jwt: tuple[str, float] | None = None  # (token, when to mint a new one)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -33,29 +53,52 @@ class RasaClient:
             await self._client.aclose()
             self._client = None
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        params = {"token": self.token} if not path.startswith("/webhooks/") else None
+    def api_token(self) -> str:
+        """A JWT for Rasa's HTTP API (admin role), reused until a minute before it expires."""
+        now = time.time()
+        if self._jwt is None or now >= self._jwt[1]:
+            issued = int(now)
+            token = jwt.encode({"user": {"username": JWT_USERNAME, "role": "admin"},
+                                "iat": issued, "exp": issued + JWT_TTL_SECONDS},
+                               self.jwt_secret, algorithm="HS256")
+            self._jwt = (token, issued + JWT_TTL_SECONDS - 60)
+        return self._jwt[0]
+
+    async def _call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                    **kwargs: Any) -> Any:
         try:
-            response = await self.client.request(method, path, params=params, **kwargs)
+            response = await self.client.request(method, path, headers=headers, **kwargs)
             response.raise_for_status()
             return response.json()
         except (httpx.HTTPError, ValueError) as exc:
             log.error("rasa %s %s failed: %s", method, path, exc)
             raise AssistantUnavailable(str(exc)) from exc
 
+    async def _api(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self._call(method, path, headers={
+            "Authorization": f"Bearer {self.api_token()}"}, **kwargs)
+
     async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]
                    ) -> list[dict[str, Any]]:
-        """A borrower message through the REST channel; returns the bot's replies."""
-        body = await self._call("POST", "/webhooks/rest/webhook",
-                                json={"sender": conversation_id, "message": text,
-                                      "metadata": metadata})
+        """A borrower message through the signed desk channel; returns the bot's replies.
+        Only ``borrower_id`` and ``locale`` of ``metadata`` are sent (and signed)."""
+        borrower_id = str(metadata.get("borrower_id") or "")
+        locale = str(metadata.get("locale") or "")
+        try:
+            headers = sign(self.channel_secret, MessageFields(
+                sender=conversation_id, text=text, borrower_id=borrower_id, locale=locale))
+        except ValueError as exc:  # a field that cannot be signed (a control character)
+            raise AssistantUnavailable(f"cannot sign the message: {exc}") from exc
+        body = await self._call("POST", CHANNEL_PATH, headers=headers, json={
+            "sender": conversation_id, "message": text,
+            "metadata": {"borrower_id": borrower_id, "locale": locale}})
         return body if isinstance(body, list) else []
 
     async def append_events(self, conversation_id: str, events: list[dict[str, Any]]) -> None:
-        await self._call("POST", f"/conversations/{conversation_id}/tracker/events",
-                         json=events)
+        await self._api("POST", f"/conversations/{conversation_id}/tracker/events",
+                        json=events)
 
     async def execute(self, conversation_id: str, action: str) -> list[dict[str, Any]]:
-        body = await self._call("POST", f"/conversations/{conversation_id}/execute",
-                                json={"name": action})
+        body = await self._api("POST", f"/conversations/{conversation_id}/execute",
+                               json={"name": action})
         return body.get("messages", []) if isinstance(body, dict) else []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -16,7 +17,8 @@ from .models import Agent, CannedReply, Case, Conversation, Message, Note
 
 OPEN_CASE = ("waiting", "claimed")
 
-DEMO_AGENTS = (("agent1", "李娜 Li Na"), ("agent2", "王磊 Wang Lei"))
+# sandbox only (RELEND_DESK_DEMO_AGENTS): username, display name, role
+DEMO_AGENTS = (("agent1", "李娜 Li Na", "supervisor"), ("agent2", "王磊 Wang Lei", "agent"))
 DEFAULT_CANNED = (
     ("问候 Greeting", "您好，我是人工客服，已经看到了您和助手的对话，我来帮您处理。",
      "Hi, I'm a member of the support team. I've read your conversation with the assistant "
@@ -31,18 +33,20 @@ DEFAULT_CANNED = (
 
 
 class DeskError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
-def ensure_demo_data(session: Session, password: str) -> None:
-    """Demo agents and canned replies for the sandbox (idempotent)."""
-    for username, name in DEMO_AGENTS:
+def ensure_demo_data(session: Session, password: str, *, demo_agents: bool) -> None:
+    """Canned replies to start from, and in the sandbox the demo agents (idempotent)."""
+    for username, name, role in DEMO_AGENTS if demo_agents else ():
         if session.execute(select(Agent).where(Agent.username == username)).first() is None:
-            session.add(Agent(username=username, display_name=name,
+            session.add(Agent(username=username, display_name=name, role=role,
                               password_hash=hash_password(password)))
     if session.execute(select(CannedReply).limit(1)).first() is None:
         for title, zh, en in DEFAULT_CANNED:
@@ -68,6 +72,40 @@ def open_conversation(session: Session, borrower_id: str, locale: str, now: date
         conversation.locale = locale
         session.commit()
     return conversation
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """What is stored of a borrower's message: no control characters, no lone surrogates
+    (which no database can store), no surrounding whitespace."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text)).strip()
+
+
+def has_message(session: Session, conversation_id: str, client_id: str) -> bool:
+    return session.execute(select(Message.id).where(
+        Message.conversation_id == conversation_id,
+        Message.client_message_id == client_id)).first() is not None
+
+
+def mask_old_messages(session: Session, raw_text_days: int, now: datetime) -> int:
+    """Retention: messages older than ``raw_text_days`` keep only their masked text (ID,
+    phone and card numbers masked as agents see them). Returns how many were masked."""
+    cutoff = now - timedelta(days=raw_text_days)
+    masked = 0
+    while True:
+        batch = list(session.execute(
+            select(Message).where(Message.created_at < cutoff, Message.masked_at.is_(None))
+            .order_by(Message.id).limit(500)).scalars())
+        if not batch:
+            return masked
+        for message in batch:
+            message.text = mask_text(message.text)
+            message.masked_at = now
+        session.commit()
+        masked += len(batch)
 
 
 def add_message(session: Session, conversation_id: str, sender: str, text: str, now: datetime,

@@ -1,4 +1,10 @@
-"""Command line: ``python -m eligibility {migrate,seed,serve,openapi}``."""
+"""Command line: ``python -m eligibility {migrate,seed,serve,openapi}``.
+
+``migrate``, ``seed`` and ``serve`` read the settings first: in production (``RELEND_ENV`` unset
+or ``production``) weak secrets are refused with a message naming each variable, on stderr, and
+exit status 2, before anything is touched. ``seed`` loads the demo borrowers and is sandbox only.
+``openapi`` needs no settings: the spec is the same whatever the environment says.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,69 @@ import json
 import sys
 from pathlib import Path
 
-from .config import Settings
+from pydantic import ValidationError
+
+from common.settings import InsecureSettings, Mode
+
+from .config import Settings, invalid_settings_message
 
 SPEC_PATH = Path(__file__).resolve().parent / "openapi.json"
+REFUSED = 2
+
+
+def spec_settings() -> Settings:
+    """The settings the checked-in spec is generated with: the sandbox, whatever the environment
+    says (so the spec also documents the sandbox-only fixture route, tagged ``sandbox``)."""
+    return Settings.construct(
+        mode=Mode.SANDBOX, database_url="sqlite://", service_token="spec",
+        backoffice_token="spec-backoffice", host="127.0.0.1", port=8081, workers=1, threads=1,
+        max_body_bytes=16 * 1024, appeal_response_hours=72, min_drawdown=500, currency="CNY",
+        sandbox_fixtures=True,
+    )
 
 
 def _spec() -> str:
     from .api import create_app
 
-    settings = Settings.from_env()
-    spec = create_app(settings).openapi()
+    app = create_app(spec_settings())
+    try:
+        spec = app.openapi()
+    finally:
+        app.state.engine.dispose()
     return json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def load_settings() -> Settings | None:
+    """The settings from the environment, or None after saying on stderr why they are refused."""
+    try:
+        return Settings.from_env()
+    except InsecureSettings as exc:
+        print(exc, file=sys.stderr)
+    except ValidationError as exc:
+        print(invalid_settings_message(exc), file=sys.stderr)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eligibility",
-                                     description="Relend eligibility service (sandbox).")
+                                     description="Relend eligibility service.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
-    sub.add_parser("seed", help="migrate, then (re)load the demo borrowers")
+    sub.add_parser("seed", help="migrate, then (re)load the demo borrowers (sandbox only)")
     sub.add_parser("serve", help="serve the HTTP API")
     spec = sub.add_parser("openapi", help="write or check the checked-in OpenAPI spec")
     spec.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+
+    if args.command == "openapi":
+        return _openapi(check=args.check)
+    settings = load_settings()
+    if settings is None:
+        return REFUSED
+    if args.command == "seed" and settings.mode is not Mode.SANDBOX:
+        print("python -m eligibility seed loads the demo borrowers: it runs only with "
+              "RELEND_ENV=sandbox, never against a production database.", file=sys.stderr)
+        return REFUSED
 
     if args.command in ("migrate", "seed"):
         from .migrate import upgrade
@@ -48,14 +93,17 @@ def main(argv: list[str] | None = None) -> int:
             engine.dispose()
             print(f"seeded {len(ids)} demo borrowers: {', '.join(ids)}")
         return 0
-    if args.command == "serve":
-        import uvicorn
+    import uvicorn
 
-        uvicorn.run("eligibility.asgi:app", host=settings.host, port=settings.port,
-                    workers=settings.workers, log_level="warning", access_log=False)
-        return 0
+    # the worker(s) read the same environment again (eligibility.asgi), already checked here
+    uvicorn.run("eligibility.asgi:app", host=settings.host, port=settings.port,
+                workers=settings.workers, log_level="warning", access_log=False)
+    return 0
+
+
+def _openapi(*, check: bool) -> int:
     text = _spec()
-    if args.check:
+    if check:
         if not SPEC_PATH.exists() or SPEC_PATH.read_text(encoding="utf-8") != text:
             print(f"{SPEC_PATH} is out of date: run `python -m eligibility openapi`",
                   file=sys.stderr)

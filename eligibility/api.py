@@ -32,6 +32,10 @@ log = logging.getLogger("relend.eligibility")
 API_VERSION = "1.0.0"
 OPEN_PATHS = {"/health", "/v1/openapi.json"}
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{8,200}$")
+# No request body of this API nests deeper than 3 levels (a sandbox fixture: object, list,
+# object). Deeper bodies are refused before they are parsed, so no nesting can make the JSON
+# parser (or anything after it) recurse into a RecursionError.
+MAX_JSON_DEPTH = 32
 Clock = Callable[[], datetime]
 
 
@@ -107,6 +111,12 @@ class GuardMiddleware:
             await _json_error(415, "unsupported_media_type",
                               "Send the body as application/json (UTF-8).")(scope, receive, send)
             return
+        if json_depth_exceeds(body, MAX_JSON_DEPTH):
+            await _json_error(400, "json_too_deep",
+                              f"The body nests arrays or objects more than {MAX_JSON_DEPTH} "
+                              f"levels deep.", {"max_depth": MAX_JSON_DEPTH})(
+                scope, receive, send)
+            return
         try:
             parsed = json.loads(body.decode("utf-8"))
             # "\ud800"-style escapes decode to lone surrogates, which no UTF-8 store accepts
@@ -137,6 +147,38 @@ class GuardMiddleware:
                           {"limit_bytes": limit})(scope, receive, send)
 
 
+_OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether the arrays and objects in ``body`` nest deeper than ``limit``: one pass over the
+    bytes, brackets inside strings ignored, no parsing (so it works on any nesting, valid JSON
+    or not; what is not valid JSON is refused by the parser afterwards)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # cannot be deeper than the number of openers: the common case, in C
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSERS:
+            depth -= 1
+    return False
+
+
 def _token_ok(authorization: str, expected: str) -> bool:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -145,7 +187,10 @@ def _token_ok(authorization: str, expected: str) -> bool:
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
+    """The app on ``settings`` (default: from the environment). Settings production must not
+    run with raise ``InsecureSettings`` here, whoever built them."""
     settings = settings or Settings.from_env()
+    settings.check()
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
 
@@ -265,12 +310,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             )
             return JSONResponse(service.appeal_to_dict(appeal), status_code=201 if created else 200)
 
-    @app.get("/v1/appeals/{appeal_id}", response_model=schemas.Appeal, tags=["appeals"],
-             responses=schemas.error_responses(400, 401, 404))
-    def get_appeal(appeal_id: str) -> Any:
-        with session_scope() as session:
-            return service.appeal_to_dict(service.get_appeal(session, appeal_id))
-
     @app.get("/v1/borrowers/{borrower_id}/appeals", response_model=schemas.AppealList,
              tags=["appeals"], responses=schemas.error_responses(400, 401, 404))
     def list_appeals(borrower_id: str) -> Any:
@@ -278,6 +317,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             appeals = service.list_appeals(session, borrower_id)
             return {"borrower_id": borrower_id,
                     "appeals": [service.appeal_to_dict(a) for a in appeals]}
+
+    @app.get("/v1/borrowers/{borrower_id}/appeals/{appeal_id}", response_model=schemas.Appeal,
+             tags=["appeals"], responses=schemas.error_responses(400, 401, 404))
+    def get_appeal(borrower_id: str, appeal_id: str) -> Any:
+        """One of this borrower's appeals. Another borrower's appeal is `404 appeal_not_found`,
+        exactly as an appeal that does not exist."""
+        with session_scope() as session:
+            return service.appeal_to_dict(
+                service.get_borrower_appeal(session, borrower_id, appeal_id))
 
     @app.post("/v1/backoffice/appeals/{appeal_id}/transitions", response_model=schemas.Appeal,
               tags=["back office"],
@@ -290,11 +338,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             )
             return service.appeal_to_dict(appeal)
 
-    if settings.sandbox_fixtures:
+    if settings.sandbox_fixtures:  # never in production: Settings.check refuses it there
         @app.put("/v1/backoffice/sandbox/borrowers/{borrower_id}", status_code=204,
                  tags=["sandbox"], responses=schemas.error_responses(400, 401, 413, 415, 422))
         def put_sandbox_borrower(borrower_id: str, fixture: SandboxBorrower) -> Response:
-            """Sandbox only: replace a ``qa-`` borrower with exactly these records."""
+            """Sandbox only (`RELEND_ENV=sandbox`; absent in production): replace a `qa-`
+            borrower with exactly these records."""
             service.check_borrower_id(borrower_id)
             with session_scope() as session:
                 put_borrower(session, borrower_id, fixture, now())

@@ -1,56 +1,119 @@
-"""Backend settings, read from environment variables (documented in docs/configuration.md)."""
+"""Backend settings: one typed object read from environment variables (docs/configuration.md).
+
+``RELEND_ENV`` decides the mode (unset means production, see common/settings.py). In production
+the service refuses to start when ``RELEND_BACKEND_TOKEN`` or ``RELEND_BACKOFFICE_TOKEN`` is
+missing, empty, a public sandbox value or shorter than 32 bytes, when the two are equal (the
+service token would open the back office), or when the sandbox fixture route is switched on
+(it lets the back-office token rewrite a borrower's records).
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseSettings, Field, ValidationError, validator
+
+from common.settings import Mode, current_mode, refuse_insecure
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = PROJECT_ROOT / "var" / "eligibility.db"
+SERVICE = "the eligibility backend"
+# the public defaults of the local sandbox: refused in production (common.settings)
+SANDBOX_SERVICE_TOKEN = "relend-sandbox-token"
+SANDBOX_BACKOFFICE_TOKEN = "relend-sandbox-backoffice-token"
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+def _sandbox_default(value: Any, values: dict[str, Any], sandbox: Any, production: Any) -> Any:
+    """Unset: ``sandbox`` in the sandbox, ``production`` in production."""
+    if value is not None:
+        return value
+    return sandbox if values.get("mode") is Mode.SANDBOX else production
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str
-    service_token: str
-    backoffice_token: str
-    host: str
-    port: int
-    workers: int
-    threads: int
-    max_body_bytes: int
-    appeal_response_hours: int
-    min_drawdown: int
-    currency: str
-    sandbox_fixtures: bool
+class Settings(BaseSettings):
+    # the mode comes first: the defaults of the fields below depend on it
+    mode: Mode = Field(default_factory=current_mode, env="RELEND_ENV")
+    database_url: str = Field(f"sqlite:///{DEFAULT_DB_PATH}", env="RELEND_BACKEND_DB_URL")
+    # unset: the public sandbox value in the sandbox, nothing (refused) in production
+    service_token: str | None = Field(None, env="RELEND_BACKEND_TOKEN")
+    backoffice_token: str | None = Field(None, env="RELEND_BACKOFFICE_TOKEN")
+    host: str = Field("127.0.0.1", env="RELEND_BACKEND_HOST")
+    port: int = Field(8081, ge=0, le=65535, env="RELEND_BACKEND_PORT")
+    workers: int = Field(1, ge=1, env="RELEND_BACKEND_WORKERS")
+    threads: int = Field(8, ge=1, env="RELEND_BACKEND_THREADS")
+    max_body_bytes: int = Field(16 * 1024, ge=1, env="RELEND_BACKEND_MAX_BODY_BYTES")
+    appeal_response_hours: int = Field(72, ge=1, env="RELEND_APPEAL_RESPONSE_HOURS")
+    min_drawdown: int = Field(500, ge=0, env="RELEND_MIN_DRAWDOWN")
+    currency: str = Field("CNY", env="RELEND_CURRENCY")
+    # the fixture route PUT /v1/backoffice/sandbox/borrowers/{id}: unset means on in the
+    # sandbox, off in production (where turning it on is refused)
+    sandbox_fixtures: bool | None = Field(None, env="RELEND_BACKEND_SANDBOX")
+
+    class Config:
+        allow_mutation = False
+        env_file = None
+
+        @classmethod
+        def customise_sources(cls, init_settings: Any, env_settings: Any,
+                              file_secret_settings: Any) -> tuple[Any, ...]:
+            # a variable set to "" means "use the default", as an unset one does
+            def environment(settings: BaseSettings) -> dict[str, Any]:
+                return {name: value for name, value in env_settings(settings).items()
+                        if not (isinstance(value, str) and not value.strip())}
+
+            return init_settings, environment
+
+    @validator("mode", pre=True)
+    def _mode(cls, value: Any) -> Any:
+        # the one reading of RELEND_ENV: case and blanks do not matter, anything else is refused
+        return current_mode({"RELEND_ENV": value}) if isinstance(value, str) else value
+
+    @validator("service_token", always=True)
+    def _service_token(cls, value: str | None, values: dict[str, Any]) -> str:
+        return _sandbox_default(value, values, SANDBOX_SERVICE_TOKEN, "")
+
+    @validator("backoffice_token", always=True)
+    def _backoffice_token(cls, value: str | None, values: dict[str, Any]) -> str:
+        return _sandbox_default(value, values, SANDBOX_BACKOFFICE_TOKEN, "")
+
+    @validator("sandbox_fixtures", always=True)
+    def _sandbox_fixtures(cls, value: bool | None, values: dict[str, Any]) -> bool:
+        return _sandbox_default(value, values, True, False)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            database_url=os.environ.get("RELEND_BACKEND_DB_URL", f"sqlite:///{DEFAULT_DB_PATH}"),
-            service_token=os.environ.get("RELEND_BACKEND_TOKEN", "relend-sandbox-token"),
-            backoffice_token=os.environ.get(
-                "RELEND_BACKOFFICE_TOKEN", "relend-sandbox-backoffice-token"
-            ),
-            host=os.environ.get("RELEND_BACKEND_HOST", "127.0.0.1"),
-            port=_env_int("RELEND_BACKEND_PORT", 8081),
-            workers=_env_int("RELEND_BACKEND_WORKERS", 1),
-            threads=_env_int("RELEND_BACKEND_THREADS", 8),
-            max_body_bytes=_env_int("RELEND_BACKEND_MAX_BODY_BYTES", 16 * 1024),
-            appeal_response_hours=_env_int("RELEND_APPEAL_RESPONSE_HOURS", 72),
-            min_drawdown=_env_int("RELEND_MIN_DRAWDOWN", 500),
-            currency=os.environ.get("RELEND_CURRENCY", "CNY"),
-            sandbox_fixtures=os.environ.get("RELEND_BACKEND_SANDBOX", "true").lower()
-            in ("1", "true", "yes", "on"),
-        )
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Read the environment, then refuse what production must never run with
+        (``InsecureSettings``, whose message names each variable)."""
+        settings = cls(**overrides)
+        settings.check()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (not re-read from the environment, not re-checked:
+        ``create_app`` checks the settings it is given)."""
+        return self.copy(update=changes)
+
+    def check(self) -> None:
+        """Raise ``InsecureSettings`` in production for weak secrets or sandbox-only features."""
+        extra = []
+        if self.service_token and self.service_token == self.backoffice_token:
+            extra.append("RELEND_BACKEND_TOKEN and RELEND_BACKOFFICE_TOKEN are equal: the "
+                         "service token would open the back office; they must differ")
+        if self.sandbox_fixtures:
+            extra.append("RELEND_BACKEND_SANDBOX is on: its fixture route lets the back-office "
+                         "token rewrite borrowers' records (sandbox only)")
+        refuse_insecure(SERVICE, self.mode, {
+            "RELEND_BACKEND_TOKEN": self.service_token,
+            "RELEND_BACKOFFICE_TOKEN": self.backoffice_token,
+        }, extra)
+
+
+def invalid_settings_message(exc: ValidationError) -> str:
+    """A ``ValidationError`` of ``Settings`` in the environment's words (variable: problem)."""
+    lines = []
+    for error in exc.errors():
+        field = Settings.__fields__.get(str(error["loc"][0])) if error["loc"] else None
+        name = field.field_info.extra.get("env", field.name) if field else "settings"
+        lines.append(f"  - {name}: {error['msg']}")
+    return f"{SERVICE} cannot start: invalid settings\n" + "\n".join(lines)

@@ -1,9 +1,10 @@
 """Sandbox fixtures: put one test borrower into an exact state, relative to now.
 
 Scripted conversation tests (``python -m qa``) use this so that they do not depend on the
-demo seed drifting: ``PUT /v1/sandbox/borrowers/qa-...`` with the records below replaces that
-borrower entirely. Only ids starting with ``qa-`` can be written, only with the back-office
-token, and only while RELEND_BACKEND_SANDBOX is on (it is not part of the production contract).
+demo seed drifting: ``PUT /v1/backoffice/sandbox/borrowers/qa-...`` with the records below
+replaces that borrower entirely. Only ids starting with ``qa-`` can be written, only with the
+back-office token, and only while RELEND_BACKEND_SANDBOX is on: by default in the sandbox
+(``RELEND_ENV=sandbox``), never in production (the backend refuses to start with it on).
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def file_appeal(
 ) -> tuple[Appeal, bool]:
     """File an appeal once per idempotency key. Returns (appeal, created)."""
     request_fp = _fingerprint([borrower_id, decision_id, reason_code, statement, channel])
-    existing = _replay(session, idempotency_key, request_fp)
+    existing = _replay(session, idempotency_key, request_fp, borrower_id)
     if existing is not None:
         return existing, False
     find_borrower(session, borrower_id)
@@ -178,7 +178,7 @@ def file_appeal(
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = _replay(session, idempotency_key, request_fp)
+        existing = _replay(session, idempotency_key, request_fp, borrower_id)
         if existing is not None:
             return existing, False
         _raise_if_already_open(session, borrower_id, code)
@@ -186,7 +186,11 @@ def file_appeal(
     return appeal, True
 
 
-def _replay(session: Session, idempotency_key: str, request_fp: str) -> Appeal | None:
+def _replay(session: Session, idempotency_key: str, request_fp: str, borrower_id: str
+            ) -> Appeal | None:
+    """The appeal this key already filed, for the same request (the fingerprint covers the
+    borrower). A different request with the key is 409; the earlier appeal's id is named only
+    when it is the same borrower's own appeal, never another borrower's."""
     appeal = session.execute(
         select(Appeal).where(Appeal.idempotency_key == idempotency_key)
     ).scalar_one_or_none()
@@ -194,7 +198,7 @@ def _replay(session: Session, idempotency_key: str, request_fp: str) -> Appeal |
         raise ServiceError(
             409, "idempotency_key_reused",
             "This Idempotency-Key was already used for a different appeal request.",
-            {"appeal_id": appeal.id},
+            {"appeal_id": appeal.id} if appeal.borrower_id == borrower_id else {},
         )
     return appeal
 
@@ -226,6 +230,8 @@ def _appealed_reason(decision: Decision, reason_code: str | None) -> str:
 
 
 def _raise_if_already_open(session: Session, borrower_id: str, code: str) -> None:
+    """409 naming the open appeal: the slot is this borrower's (``borrower_id:code``), so the
+    appeal named is always the asking borrower's own."""
     open_appeal = session.execute(
         select(Appeal).where(Appeal.open_slot == f"{borrower_id}:{code}")
     ).scalar_one_or_none()
@@ -237,14 +243,36 @@ def _raise_if_already_open(session: Session, borrower_id: str, code: str) -> Non
         )
 
 
-def get_appeal(session: Session, appeal_id: str) -> Appeal:
+def _check_appeal_id(appeal_id: str) -> None:
     if not APPEAL_ID_PATTERN.fullmatch(appeal_id):
         raise ServiceError(400, "invalid_appeal_id", "An appeal id looks like AP20260101-ABC234.",
                            {"appeal_id": appeal_id[:80]})
+
+
+def _appeal_not_found(appeal_id: str) -> ServiceError:
+    return ServiceError(404, "appeal_not_found", "No appeal with this id exists.",
+                        {"appeal_id": appeal_id})
+
+
+def get_appeal(session: Session, appeal_id: str) -> Appeal:
+    """Any appeal (the back office's view)."""
+    _check_appeal_id(appeal_id)
     appeal = session.get(Appeal, appeal_id)
     if appeal is None:
-        raise ServiceError(404, "appeal_not_found", "No appeal with this id exists.",
-                           {"appeal_id": appeal_id})
+        raise _appeal_not_found(appeal_id)
+    return appeal
+
+
+def get_borrower_appeal(session: Session, borrower_id: str, appeal_id: str) -> Appeal:
+    """One of this borrower's appeals; another borrower's is not found, exactly as a missing
+    one (same status, code, message and details)."""
+    find_borrower(session, borrower_id)
+    _check_appeal_id(appeal_id)
+    appeal = session.execute(
+        select(Appeal).where(Appeal.id == appeal_id, Appeal.borrower_id == borrower_id)
+    ).scalar_one_or_none()
+    if appeal is None:
+        raise _appeal_not_found(appeal_id)
     return appeal
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import uuid
 from typing import Any
@@ -13,12 +14,21 @@ from typing import Any
 import requests
 import websockets
 
+from desk.auth import BORROWER, sign
+from desk.config import SANDBOX_DEFAULTS
 from stack.config import StackConfig
+from stack.rasa_auth import rasa_headers
 
 from .check import TurnResult
 
 TURN_TIMEOUT = 45.0
 BACKOFFICE_TOKEN_ENV = "RELEND_BACKOFFICE_TOKEN"
+
+
+def app_secret() -> str:
+    """The secret the desk verifies borrower tokens with: the environment's, else the
+    sandbox's public value (the runner only drives sandbox stacks)."""
+    return os.environ.get("RELEND_APP_SECRET", "").strip() or SANDBOX_DEFAULTS["app_secret"]
 
 
 class LiveError(Exception):
@@ -58,13 +68,14 @@ class LiveConversation:
     # ---- connection -------------------------------------------------------------------
     async def open(self) -> None:
         desk = self.config.url("desk")
-        login = await asyncio.to_thread(requests.post, f"{desk}/api/demo/login", timeout=10,
-                                        json={"borrower_id": self.borrower_id,
-                                              "locale": self.locale})
-        if not login.ok:
-            raise LiveError(f"demo login failed: {login.status_code} {login.text[:200]}")
-        url = desk.replace("http://", "ws://") + f"/ws/chat?token={login.json()['token']}"
-        self._socket = await websockets.connect(url, max_size=2**20)
+        # the runner plays the app: it signs the borrower's token with the app secret (the
+        # sandbox's demo login only serves the seeded demo borrowers, not script fixtures)
+        token = sign({"borrower_id": self.borrower_id, "locale": self.locale}, app_secret(),
+                     BORROWER, 600)
+        # the desk takes the token as a WebSocket subprotocol, never in the URL
+        self._socket = await websockets.connect(
+            desk.replace("http://", "ws://") + "/ws/chat", max_size=2**20,
+            subprotocols=["relend.v1", f"auth.{token}"])
         session = json.loads(await self._socket.recv())
         self.conversation_id = session["conversation_id"]
         self._reader = asyncio.create_task(self._read())
@@ -202,7 +213,7 @@ class LiveConversation:
         if "reason" in expect or "slots" in expect:
             tracker = await asyncio.to_thread(
                 requests.get, f"{self.config.url('rasa')}/conversations/{self.conversation_id}"
-                f"/tracker?token={self.config.rasa_token}", timeout=15)
+                "/tracker", headers=rasa_headers(self.config.rasa_jwt_secret), timeout=15)
             result.slots = tracker.json().get("slots", {}) if tracker.ok else {}
         if "handoff" in expect:
             owner = await asyncio.to_thread(

@@ -2,7 +2,7 @@
 
 up     seed the sandbox backend, train if needed, start every server, then wait (Ctrl-C stops)
 train  train the Rasa model if its inputs changed (--force to retrain)
-chat   all of `up`, then a terminal chat as a demo borrower through the real REST channel
+chat   all of `up`, then a terminal chat as a demo borrower through the desk (like the app)
 """
 
 from __future__ import annotations

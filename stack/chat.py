@@ -1,7 +1,8 @@
 """A terminal chat with the assistant as a demo borrower, the way the app talks to it: through
-the support desk, which verifies the borrower and forwards each message to Rasa's REST channel
-with the borrower's identity and locale in the metadata. Agent replies after a handoff arrive
-here too. Buttons are numbered: type the number to press one.
+the support desk, which verifies the borrower and forwards each message to Rasa's desk channel
+with the borrower's identity and locale in the metadata, signed with RELEND_CHANNEL_SECRET.
+Agent replies after a handoff arrive here too. Buttons are numbered: type the number to press
+one.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class TerminalChat:
         desk = config.url("desk")
         token = requests.post(f"{desk}/api/demo/login", timeout=10, json={
             "borrower_id": borrower_id, "locale": locale}).json()["token"]
-        url = desk.replace("http://", "ws://") + f"/ws/chat?token={token}"
-        async with websockets.connect(url) as socket:
+        url = desk.replace("http://", "ws://") + "/ws/chat"
+        # the desk takes the token as a WebSocket subprotocol, never in the URL
+        async with websockets.connect(url, subprotocols=["relend.v1", f"auth.{token}"]
+                                      ) as socket:
             session = json.loads(await socket.recv())
             print(f"\nChatting as {borrower_id} ({locale}), conversation "
                   f"{session['conversation_id']}. Type /quit to leave.\n")

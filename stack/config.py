@@ -1,11 +1,17 @@
 """Ports, tokens and paths of the local stack (environment variables, documented in
-docs/configuration.md). Child processes inherit these so every piece agrees."""
+docs/configuration.md). Child processes inherit these so every piece agrees.
+
+The stack runs the sandbox unless ``RELEND_ENV=production`` is set: there the three secrets
+between the desk, Rasa and the action server get no default, and ``check()`` refuses missing,
+short or public ones (the servers refuse them too)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.settings import Mode, current_mode, refuse_insecure
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -15,6 +21,17 @@ def _port(name: str, default: int) -> int:
     return int(os.environ.get(name, "") or default)
 
 
+def stack_mode() -> Mode:
+    """The local stack is the sandbox unless the caller says otherwise (``RELEND_ENV``)."""
+    return current_mode({"RELEND_ENV": os.environ.get("RELEND_ENV", "") or "sandbox"})
+
+
+def _secret(name: str, sandbox_default: str) -> str:
+    """A secret from the environment; its public default only in the sandbox."""
+    value = os.environ.get(name, "")
+    return value or (sandbox_default if stack_mode() is Mode.SANDBOX else "")
+
+
 @dataclass(frozen=True)
 class StackConfig:
     backend_port: int
@@ -22,8 +39,13 @@ class StackConfig:
     rasa_port: int
     desk_port: int
     backend_token: str
-    rasa_token: str
     desk_token: str
+    # signs the desk's messages to Rasa's input channel (channels/desk_channel.py)
+    channel_secret: str
+    # signs the JWTs Rasa's HTTP API requires (rasa run --jwt-secret)
+    rasa_jwt_secret: str
+    # the bearer token Rasa sends to the action server, which refuses requests without it
+    action_token: str
     model_path: Path
     log_dir: Path
     backend_db_url: str
@@ -40,8 +62,10 @@ class StackConfig:
             rasa_port=_port("RELEND_RASA_PORT", 5005),
             desk_port=_port("RELEND_DESK_PORT", 8090),
             backend_token=os.environ.get("RELEND_BACKEND_TOKEN", "relend-sandbox-token"),
-            rasa_token=os.environ.get("RELEND_RASA_TOKEN", "relend-sandbox-rasa-token"),
             desk_token=os.environ.get("RELEND_DESK_TOKEN", "relend-sandbox-desk-token"),
+            channel_secret=_secret("RELEND_CHANNEL_SECRET", "relend-sandbox-channel-secret"),
+            rasa_jwt_secret=_secret("RELEND_RASA_JWT_SECRET", "relend-sandbox-rasa-jwt-secret"),
+            action_token=_secret("RELEND_ACTION_TOKEN", "relend-sandbox-action-token"),
             model_path=Path(os.environ.get("RELEND_MODEL", ROOT / "models" / "relend.tar.gz")),
             log_dir=var / "log",
             backend_db_url=os.environ.get("RELEND_BACKEND_DB_URL", f"sqlite:///{var}/eligibility.db"),
@@ -55,10 +79,20 @@ class StackConfig:
                 "rasa": self.rasa_port, "desk": self.desk_port}[service]
         return f"http://127.0.0.1:{port}"
 
+    def check(self) -> None:
+        """In production, refuse the secrets between desk, Rasa and action server when weak."""
+        refuse_insecure("the local stack", stack_mode(), {
+            "RELEND_CHANNEL_SECRET": self.channel_secret,
+            "RELEND_RASA_JWT_SECRET": self.rasa_jwt_secret,
+            "RELEND_ACTION_TOKEN": self.action_token,
+        })
+
     def child_env(self) -> dict[str, str]:
         """What every server process needs to find the others."""
         return {
             **os.environ,
+            # the local stack is the sandbox unless the caller says otherwise
+            "RELEND_ENV": os.environ.get("RELEND_ENV", "") or "sandbox",
             "RELEND_BACKEND_URL": self.url("backend"),
             "RELEND_BACKEND_PORT": str(self.backend_port),
             "RELEND_BACKEND_TOKEN": self.backend_token,
@@ -68,8 +102,10 @@ class StackConfig:
             "RELEND_DESK_TOKEN": self.desk_token,
             "RELEND_DESK_DB_URL": self.desk_db_url,
             "RELEND_RASA_URL": self.url("rasa"),
-            "RELEND_RASA_TOKEN": self.rasa_token,
+            "RELEND_CHANNEL_SECRET": self.channel_secret,
+            "RELEND_RASA_JWT_SECRET": self.rasa_jwt_secret,
             "RELEND_ACTION_URL": f"{self.url('actions')}/webhook",
+            "RELEND_ACTION_TOKEN": self.action_token,
             "RELEND_TRACKER_DB": str(self.tracker_db),
             "SANIC_HOST": "127.0.0.1",
             "RASA_TELEMETRY_ENABLED": "false",

@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from .config import ROOT, StackConfig
+from .rasa_auth import rasa_headers
 
 SERVICES = ("backend", "desk", "actions", "rasa")
 
@@ -28,10 +29,13 @@ class Service:
     timeout: float
     log: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # headers for the health check (Rasa's /status wants a JWT), made fresh for each check
+    headers: Callable[[], dict[str, str]] | None = field(default=None, repr=False)
 
     def healthy(self) -> bool:
         try:
-            return requests.get(self.health, timeout=1).status_code == 200
+            headers = self.headers() if self.headers else None
+            return requests.get(self.health, headers=headers, timeout=1).status_code == 200
         except requests.RequestException:
             return False
 
@@ -41,23 +45,25 @@ def _python(module_args: list[str]) -> list[str]:
 
 
 def services(config: StackConfig) -> dict[str, Service]:
-    rasa = str(Path(sys.executable).parent / "rasa")
     logs = config.log_dir
     return {
         "backend": Service("backend", _python(["-m", "eligibility", "serve"]),
                            f"{config.url('backend')}/health", 30, logs / "backend.log"),
         "desk": Service("desk", _python(["-m", "desk", "serve"]),
                         f"{config.url('desk')}/health", 30, logs / "desk.log"),
-        "actions": Service("actions", [rasa, "run", "actions", "--actions", "actions",
-                                       "--port", str(config.actions_port)],
+        # rasa-sdk's server guarded by RELEND_ACTION_TOKEN (actions/server.py), on loopback
+        "actions": Service("actions", _python(["-m", "actions.server", "--host", "127.0.0.1",
+                                               "--port", str(config.actions_port)]),
                            f"{config.url('actions')}/health", 60, logs / "actions.log"),
-        "rasa": Service("rasa", [rasa, "run", "-i", "127.0.0.1", "--port", str(config.rasa_port),
-                                 "--model", str(config.model_path), "--enable-api",
-                                 "--auth-token", config.rasa_token,
-                                 "--endpoints", config.endpoints, "--credentials",
-                                 "credentials.yml", "--cors", "http://127.0.0.1"],
-                        f"{config.url('rasa')}/status?token={config.rasa_token}", 180,
-                        logs / "rasa.log"),
+        # `rasa run ... --jwt-secret $RELEND_RASA_JWT_SECRET --jwt-method HS256`, the secret
+        # kept off the command line (stack/rasa_run.py); the API takes only a Bearer JWT
+        "rasa": Service("rasa", _python(["-m", "stack.rasa_run", "run", "-i", "127.0.0.1",
+                                         "--port", str(config.rasa_port),
+                                         "--model", str(config.model_path), "--enable-api",
+                                         "--endpoints", config.endpoints, "--credentials",
+                                         "credentials.yml", "--cors", "http://127.0.0.1"]),
+                        f"{config.url('rasa')}/status", 180, logs / "rasa.log",
+                        headers=lambda: rasa_headers(config.rasa_jwt_secret)),
     }
 
 
@@ -73,6 +79,7 @@ class Stack:
         self.all = services(self.config)
 
     def start(self) -> None:
+        self.config.check()
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.config.child_env()
         pending = []
@@ -106,7 +113,8 @@ class Stack:
     def _warm_up(self) -> None:
         """The tokenizer loads its dictionary on the first message: pay that before users do."""
         with contextlib.suppress(requests.RequestException):
-            requests.post(f"{self.config.url('rasa')}/model/parse?token={self.config.rasa_token}",
+            requests.post(f"{self.config.url('rasa')}/model/parse",
+                          headers=rasa_headers(self.config.rasa_jwt_secret),
                           json={"text": "还款后为什么借不了"}, timeout=30)
 
     def stop(self) -> None:

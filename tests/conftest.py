@@ -25,6 +25,9 @@ from stack.config import ROOT, StackConfig
 from stack.model import ensure_model
 from stack.services import Stack
 
+# the tests run the sandbox (demo logins, demo agents); production is tested explicitly
+os.environ.setdefault("RELEND_ENV", "sandbox")
+
 T = TypeVar("T")
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

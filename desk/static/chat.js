@@ -5,14 +5,25 @@
  *    every outgoing message not yet acknowledged live in localStorage;
  *  - on every (re)connect the page sends {"type":"hello","after":lastId} and then resends the
  *    unacknowledged messages with their original client_id (the desk dedupes by client_id);
- *  - messages are keyed by their server id, so a replay never shows one twice.
+ *  - messages are keyed by their server id, so a replay never shows one twice;
+ *  - a message the desk refuses as "rate_limited" stays in the outbox and is resent after the
+ *    retry_after the desk gave.
+ *
+ * Privacy on a shared device: every key this page writes starts with "relend.chat." and all of
+ * them (session token, outbox, cached history, locale) are removed from localStorage and
+ * sessionStorage when the borrower switches user or the desk refuses the token (close 4401).
+ *
+ * The token travels in the WebSocket subprotocol list ("relend.v1", "auth.<token>"), never in
+ * the URL. The page runs under a strict CSP: no inline scripts or style attributes here.
  */
 (function () {
   "use strict";
 
-  var SESSION_KEY = "relend.chat.session";
-  var LOCALE_KEY = "relend.chat.locale";
-  var STATE_PREFIX = "relend.chat.state.";
+  var KEY_PREFIX = "relend.chat.";               // every storage key this page writes
+  var SESSION_KEY = KEY_PREFIX + "session";
+  var LOCALE_KEY = KEY_PREFIX + "locale";
+  var STATE_PREFIX = KEY_PREFIX + "state.";
+  var WS_PROTOCOL = "relend.v1";
   var MAX_CACHED = 300;
   var MAX_BACKOFF_MS = 15000;
 
@@ -33,8 +44,12 @@
       offlineQueued: "消息已保存，连接恢复后会自动发送",
       loadFailed: "无法加载演示用户，请确认客服服务已启动。",
       loginFailed: "登录失败，请稍后重试。",
+      sessionEnded: "登录已失效，请重新选择用户进入对话。",
       sending: "发送中",
       failed: "未发送",
+      waitingToResend: "等待重发",
+      rateLimited: "发送太快了，请稍等几秒，这条消息会自动重新发送。",
+      sendError: "这条消息没有发送成功，请稍后再试。",
       you: "我",
       bot: "智能助手",
       agentTag: "人工",
@@ -60,8 +75,12 @@
       offlineQueued: "Saved. It will be sent when the connection is back",
       loadFailed: "Could not load the demo borrowers. Is the desk running?",
       loginFailed: "Sign-in failed. Please try again.",
+      sessionEnded: "Your session has ended. Please pick a borrower to start again.",
       sending: "Sending",
       failed: "Not sent",
+      waitingToResend: "Waiting to resend",
+      rateLimited: "Sending too fast — please wait a few seconds; this message will be sent again automatically.",
+      sendError: "This message could not be sent. Please try again later.",
       you: "Me",
       bot: "Assistant",
       agentTag: "Human",
@@ -100,6 +119,19 @@
   function save(key, value) {
     try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* quota: best effort */ }
   }
+  /** Remove every key this page wrote (any borrower's), from both storages. */
+  function wipeStorage() {
+    [window.localStorage, window.sessionStorage].forEach(function (store) {
+      try {
+        var doomed = [];
+        for (var i = 0; i < store.length; i++) {
+          var k = store.key(i);
+          if (k && k.indexOf(KEY_PREFIX) === 0) doomed.push(k);
+        }
+        doomed.forEach(function (k) { store.removeItem(k); });
+      } catch (e) { /* storage disabled: nothing was stored */ }
+    });
+  }
   function fmt(template, fields) {
     return template.replace(/\{(\w+)\}/g, function (_, k) { return fields[k] !== undefined ? fields[k] : ""; });
   }
@@ -136,6 +168,9 @@
   var stopped = true;
   var renderedIds = {};                        // message id -> row element
   var pendingEls = {};                         // client_id -> row element
+  var holdUntil = 0;                           // rate limited: send nothing before this (ms)
+  var holdTimer = null;
+  var helloDropped = false;                    // a "hello" refused as rate limited: ask again
 
   function lang() { return (session ? session.locale : chosenLocale).slice(0, 2) === "en" ? "en" : "zh"; }
   function t(key) { return TEXT[lang()][key]; }
@@ -233,7 +268,7 @@
           el("span", { "class": "name" }, [
             el("span", { text: b.name }), el("span", { "class": "bid", text: b.borrower_id })
           ]),
-          el("span", { "class": "situation", text: b.situation, style: "display:block" })
+          el("span", { "class": "situation", text: b.situation })
         ]),
         el("span", { "class": "chev", "aria-hidden": "true", text: "›" })
       ]);
@@ -256,25 +291,29 @@
     }).catch(function () { showPicker(t("loginFailed")); });
   }
 
-  /** The token expired or was refused: the sandbox signs a new one for the same borrower. */
-  function relogin() {
-    var previous = session;
-    fetch("/api/demo/login", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ borrower_id: previous.borrower_id, locale: previous.locale })
-    }).then(function (r) {
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      return r.json();
-    }).then(function (body) {
-      session = Object.assign({}, previous, { token: body.token });
-      save(SESSION_KEY, session);
-      attempts = 0;
-      connect();
-    }).catch(function () {
-      localStorage.removeItem(SESSION_KEY);
-      session = null;
-      showPicker(TEXT[previous.locale.slice(0, 2) === "en" ? "en" : "zh"].loginFailed);
-    });
+  /** Leave the conversation and leave nothing of it behind on this device: the socket, the
+   *  timers, the page's DOM and every key the page stored. `message` is shown on the picker. */
+  function endSession(message) {
+    stopSocket();
+    clearTimeout(holdTimer);
+    holdTimer = null;
+    holdUntil = 0;
+    helloDropped = false;
+    setTyping(false);
+    if (session) chosenLocale = session.locale || chosenLocale;  // the picker keeps its language
+    session = null;
+    state = null;
+    renderedIds = {};
+    pendingEls = {};
+    wipeStorage();
+    $("message-list").innerHTML = "";
+    $("suggestions").innerHTML = "";
+    $("who").textContent = "";
+    $("who").removeAttribute("title");
+    $("welcome-text").textContent = "";
+    $("input").value = "";
+    showBanner(null);
+    showPicker(message || null);
   }
 
   // ---------- chat ----------
@@ -382,18 +421,45 @@
     return true;
   }
 
-  function renderPending(u) {
-    var row = el("div", {
-      "class": "msg-row from-borrower pending" + (u.failed ? " failed" : ""),
-      testid: "message-pending", "data-client-id": u.client_id
+  /** Why an unsent message is not sent yet, in words for the borrower (or null). */
+  function pendingNote(u) {
+    var code = u.error && u.error.code;
+    if (!code) return null;
+    if (code === "rate_limited") return t("rateLimited");
+    if (code === "message_too_long") return fmt(t("tooLong"), { n: u.error.limit || 2000 });
+    if (code === "empty_message") return t("empty");
+    return t("sendError");
+  }
+
+  function buildPending(u) {
+    var note = pendingNote(u);
+    var stateText = u.failed ? t("failed") : u.held ? t("waitingToResend") : t("sending") + "…";
+    return el("div", {
+      "class": "msg-row from-borrower pending" + (u.failed ? " failed" : "") + (u.held ? " held" : ""),
+      testid: "message-pending", "data-client-id": u.client_id,
+      "data-error": u.error && u.error.code ? u.error.code : null
     }, [el("div", { "class": "msg-body" }, [
       el("div", { "class": "bubble", testid: "bubble", text: u.label || u.text }),
+      note ? el("div", { "class": "pending-note", testid: "pending-note", role: "status", text: note }) : null,
       el("div", { "class": "msg-meta" }, [
-        el("span", { "class": "state" + (u.failed ? " failed" : ""), testid: "pending-state",
-                     text: u.failed ? t("failed") : t("sending") + "…" })
+        el("span", { "class": "state" + (u.failed ? " failed" : u.held ? " held" : ""),
+                     testid: "pending-state", text: stateText })
       ])
     ])]);
+  }
+
+  function renderPending(u) {
+    var row = buildPending(u);
     $("message-list").appendChild(row);
+    pendingEls[u.client_id] = row;
+  }
+
+  /** Redraw an unsent message where it is (keeps the order of several unsent ones). */
+  function refreshPending(u) {
+    var old = pendingEls[u.client_id];
+    if (!old || !old.parentNode) { renderPending(u); return; }
+    var row = buildPending(u);
+    old.parentNode.replaceChild(row, old);
     pendingEls[u.client_id] = row;
   }
 
@@ -512,7 +578,13 @@
     renderSuggestions();
     refreshQuickReplies();
     scrollDown(true);
-    if (socketReady) transmit(u);
+    if (Date.now() < holdUntil) {
+      // the desk asked us to slow down: this one waits in the outbox with the others
+      u.held = true;
+      u.error = { code: "rate_limited" };
+      persist();
+      refreshPending(u);
+    } else if (socketReady) transmit(u);
     else showBanner(t("offlineQueued"));
   }
 
@@ -548,8 +620,14 @@
     var proto = location.protocol === "https:" ? "wss:" : "ws:";
     var ws;
     try {
-      ws = new WebSocket(proto + "//" + location.host + "/ws/chat?token=" + encodeURIComponent(session.token));
-    } catch (e) { scheduleReconnect(); return; }
+      // the token goes in the subprotocol list, never in the URL (logs, proxies, history)
+      ws = new WebSocket(proto + "//" + location.host + "/ws/chat", [WS_PROTOCOL, "auth." + session.token]);
+    } catch (e) {
+      // a SyntaxError means the stored token is not even a valid subprotocol: it is unusable
+      if (e && e.name === "SyntaxError") { endSession(t("sessionEnded")); return; }
+      scheduleReconnect();
+      return;
+    }
     socket = ws;
     socketReady = false;
     refreshStatus();
@@ -566,7 +644,7 @@
       setTyping(false);
       refreshStatus();
       if (stopped) return;
-      if (ev.code === 4401) { relogin(); return; }
+      if (ev.code === 4401) { endSession(t("sessionEnded")); return; }
       scheduleReconnect();
     };
     ws.onerror = function () { /* onclose follows */ };
@@ -618,7 +696,8 @@
         attempts = 0;
         showBanner(null);
         socket.send(JSON.stringify({ type: "hello", after: state.lastId }));
-        state.unacked.forEach(function (u) { if (!u.failed) transmit(u); });
+        helloDropped = false;
+        if (Date.now() >= holdUntil) flushOutbox(true);  // else the hold timer sends them
         refreshStatus();
         break;
       case "history":
@@ -634,6 +713,9 @@
         break;
       case "typing":
         setTyping(!!data.on);
+        break;
+      case "turn_done":  // the desk has nothing more to say to that message
+        setTyping(false);
         break;
       case "error":
         onError(data);
@@ -655,18 +737,58 @@
   }
 
   function onError(data) {
-    if (!data.client_id) return;
-    var u = state.unacked.filter(function (x) { return x.client_id === data.client_id; })[0];
+    var u = data.client_id ? state.unacked.filter(function (x) { return x.client_id === data.client_id; })[0] : null;
+    if (data.code === "rate_limited") {
+      // not the borrower's fault and not lost: keep it in the outbox, resend after retry_after
+      var wait = Number(data.retry_after);
+      if (!isFinite(wait) || wait <= 0) wait = 5;
+      wait = Math.min(wait, 300);
+      holdUntil = Math.max(holdUntil, Date.now() + wait * 1000);
+      clearTimeout(holdTimer);
+      holdTimer = setTimeout(function () { holdTimer = null; flushOutbox(false); }, Math.max(0, holdUntil - Date.now()) + 50);
+      if (!data.client_id) helloDropped = true;  // not a message of ours: most likely the hello
+      state.unacked.forEach(function (x) {
+        if (x.failed) return;
+        // everything not yet acknowledged is resent in order once the hold is over
+        if (x === u || x.held) { x.held = true; x.error = { code: "rate_limited", retry_after: wait }; }
+      });
+      if (u) refreshPending(u);
+      state.unacked.forEach(function (x) { if (x.held && x !== u) refreshPending(x); });
+      persist();
+      return;
+    }
     if (!u) return;
     state.unacked = state.unacked.filter(function (x) { return x.client_id !== data.client_id; });
     dropPending(u.client_id);
     u.failed = true;
-    renderPending(u);  // shown as not sent, never resent
+    u.held = false;
+    u.error = { code: data.code || "error", limit: data.limit || null };
+    renderPending(u);  // shown as not sent, with the reason on the bubble; never resent
     persist();
-    var msg = data.code === "message_too_long" ? fmt(t("tooLong"), { n: data.limit || 2000 })
-      : data.code === "empty_message" ? t("empty") : data.code;
+    var msg = pendingNote(u);
     showBanner(msg, "error");
     setTimeout(function () { if (socketReady) showBanner(null); }, 5000);
+  }
+
+  /** Send what waits in the outbox (in order). `all`: also messages not held (on (re)connect). */
+  function flushOutbox(all) {
+    if (!state) return;
+    if (Date.now() < holdUntil) return;
+    if (helloDropped && socketReady && !all) {
+      helloDropped = false;
+      try { socket.send(JSON.stringify({ type: "hello", after: state.lastId })); } catch (e) { /* */ }
+    }
+    state.unacked.forEach(function (u) {
+      if (u.failed) return;
+      if (!all && !u.held) return;
+      if (u.held || u.error) {
+        u.held = false;
+        u.error = null;
+        refreshPending(u);
+      }
+      if (socketReady) transmit(u);
+    });
+    persist();
   }
 
   // ---------- wiring ----------
@@ -685,14 +807,7 @@
       $("composer").requestSubmit ? $("composer").requestSubmit() : onSubmit(ev);
     }
   });
-  $("switch-user").addEventListener("click", function () {
-    stopSocket();
-    localStorage.removeItem(SESSION_KEY);
-    chosenLocale = session ? session.locale : chosenLocale;
-    session = null;
-    state = null;
-    showPicker(null);
-  });
+  $("switch-user").addEventListener("click", function () { endSession(null); });
   window.addEventListener("online", function () {
     if (!stopped && !socket) { attempts = 0; connect(); }
   });

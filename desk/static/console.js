@@ -1,15 +1,40 @@
-/* Relend agent console. Plain JS, no dependencies. */
+/* Relend agent console. Plain JS, no dependencies.
+ *
+ * Sign-in: a short access token (sent as a Bearer header, and in the agent socket's
+ * subprotocol list, never in a URL) and a refresh token. Both live in sessionStorage only (this
+ * tab; gone when it closes). The access token is refreshed shortly before it expires and after
+ * any 401; a refused refresh ends the session. "Sign out" revokes the tokens at the desk and
+ * removes everything this page stored about the session (the UI language is kept).
+ *
+ * Roles: only supervisors see the canned-reply editing controls. A case's detail, notes and
+ * the eligibility run-check are for the agent who claimed it (or a supervisor, for reading).
+ * The page runs under a strict CSP: no inline scripts or style attributes here.
+ */
 (function () {
   "use strict";
 
-  var SESSION_KEY = "relend.console.session";
-  var LANG_KEY = "relend.console.lang";
+  var KEY_PREFIX = "relend.console.";
+  var SESSION_KEY = KEY_PREFIX + "session";
+  var LANG_KEY = KEY_PREFIX + "lang";        // a preference, not part of the session: kept
+  var WS_PROTOCOL = "relend.v1";
+  var DEFAULT_TTL_S = 900;
 
   var TEXT = {
     zh: {
       consoleTitle: "客服工作台", logout: "退出", loginTitle: "客服登录",
-      loginHint: "演示账号：agent1 / agent2，密码 relend-demo", username: "用户名", password: "密码",
+      loginHint: "演示账号：agent1（主管）/ agent2（客服），密码 relend-demo", username: "用户名", password: "密码",
       login: "登录", badLogin: "用户名或密码错误。", sessionExpired: "登录已过期，请重新登录。",
+      tooManyAttempts: "登录失败次数过多，为保护账号已暂时锁定，请 {wait}后再试。",
+      tooManyAttemptsNoWait: "登录失败次数过多，为保护账号已暂时锁定，请稍后再试。",
+      seconds: "{n} 秒", minutes: "{n} 分钟", loginUnavailable: "暂时无法登录，请稍后重试。",
+      role_supervisor: "主管", role_agent: "客服",
+      caseForbidden: "该会话已由 {who} 接手，只有接手的客服或主管可以查看详情。",
+      caseForbiddenAnon: "您没有权限查看该会话的详情（只有接手的客服或主管可以查看）。",
+      cannedForbidden: "只有主管可以新增、编辑或删除快捷回复。",
+      claimToAct: "请先接手该会话，再进行此操作。", notesLocked: "接手该会话后才能添加备注。",
+      runCheckForbidden: "没有权限交给助手查询：没有工单的会话只有主管可以操作。",
+      runCheckNotYours: "该会话有待处理的工单，需要由您接手后才能交给助手查询。",
+      lookupNeedId: "请输入用户 ID 再查找。",
       queue: "待处理", lookup: "查找用户", queueEmpty: "队列已清空，暂无等待中的会话",
       lookupPlaceholder: "输入用户 ID，例如 demo-risk-review", search: "查找",
       lookupNone: "没有找到该用户的会话", pickCase: "从左侧队列选择一个会话开始处理",
@@ -48,9 +73,20 @@
     },
     en: {
       consoleTitle: "Agent console", logout: "Sign out", loginTitle: "Agent sign-in",
-      loginHint: "Demo accounts: agent1 / agent2, password relend-demo", username: "Username",
+      loginHint: "Demo accounts: agent1 (supervisor) / agent2 (agent), password relend-demo", username: "Username",
       password: "Password", login: "Sign in", badLogin: "Wrong username or password.",
       sessionExpired: "Your session expired. Please sign in again.",
+      tooManyAttempts: "Too many failed sign-in attempts. Sign-in is paused to protect the account; please try again in {wait}.",
+      tooManyAttemptsNoWait: "Too many failed sign-in attempts. Sign-in is paused to protect the account; please try again later.",
+      seconds: "{n} s", minutes: "{n} min", loginUnavailable: "Sign-in is unavailable right now. Please try again.",
+      role_supervisor: "Supervisor", role_agent: "Agent",
+      caseForbidden: "{who} has claimed this conversation; only they or a supervisor can open it.",
+      caseForbiddenAnon: "You can't open this conversation: only the agent who claimed it or a supervisor can.",
+      cannedForbidden: "Only supervisors can add, edit or delete canned replies.",
+      claimToAct: "Claim the conversation first.", notesLocked: "Claim the conversation to add notes.",
+      runCheckForbidden: "You can't hand this conversation to the bot: without a case, only a supervisor can.",
+      runCheckNotYours: "This conversation has an open case: claim it yourself before handing it to the bot.",
+      lookupNeedId: "Enter a borrower id to search.",
       queue: "Queue", lookup: "Borrower lookup", queueEmpty: "All clear: nobody is waiting",
       lookupPlaceholder: "Borrower id, e.g. demo-risk-review", search: "Search",
       lookupNone: "No conversations for this borrower", pickCase: "Pick a conversation from the queue",
@@ -115,11 +151,27 @@
     });
     return node;
   }
-  function load(key, fallback) {
-    try { var raw = localStorage.getItem(key); return raw ? JSON.parse(raw) : fallback; }
+  function load(key, fallback, store) {
+    try { var raw = (store || localStorage).getItem(key); return raw ? JSON.parse(raw) : fallback; }
     catch (e) { return fallback; }
   }
-  function save(key, value) { try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* */ } }
+  function save(key, value, store) {
+    try { (store || localStorage).setItem(key, JSON.stringify(value)); } catch (e) { /* */ }
+  }
+  /** Remove every key this page stored about a session, in both storages (the UI language
+   *  preference stays). Also removes what earlier versions kept in localStorage. */
+  function wipeSessionStorage() {
+    [window.localStorage, window.sessionStorage].forEach(function (store) {
+      try {
+        var doomed = [];
+        for (var i = 0; i < store.length; i++) {
+          var k = store.key(i);
+          if (k && k.indexOf(KEY_PREFIX) === 0 && k !== LANG_KEY) doomed.push(k);
+        }
+        doomed.forEach(function (k) { store.removeItem(k); });
+      } catch (e) { /* storage disabled */ }
+    });
+  }
   function fmt(s, f) { return String(s).replace(/\{(\w+)\}/g, function (_, k) { return f[k] !== undefined ? f[k] : ""; }); }
   function t(key) { return TEXT[uiLang][key]; }
 
@@ -148,7 +200,10 @@
 
   // ---------- state ----------
   var uiLang = load(LANG_KEY, "zh") === "en" ? "en" : "zh";
-  var session = load(SESSION_KEY, null);   // {token, agent: {id, name}}
+  try { localStorage.removeItem(SESSION_KEY); } catch (e) { /* an older version kept it here */ }
+  // {token, refresh_token, expires_at (ms), ttl (s), agent: {id, name, role}}
+  var session = load(SESSION_KEY, null, sessionStorage);
+  if (session && (!session.token || !session.agent)) session = null;
   var queue = [];
   var current = null;                      // case detail
   var seen = {};                           // message ids in the open transcript
@@ -160,11 +215,20 @@
   var wsAttempts = 0;
   var wsTimer = null;
   var stopped = true;
+  var refreshing = null;                   // the refresh in flight (one at a time)
+  var refreshTimer = null;
+  var lastSocketRefresh = 0;               // when a 4401 on the socket last made us refresh
+  var loginUnlockTimer = null;
+  var liveBuffer = [];                     // recent live messages (survive a detail reload)
 
   // ---------- API ----------
-  function api(method, path, body) {
-    var opts = { method: method, headers: {} };
-    if (session) opts.headers.Authorization = "Bearer " + session.token;
+  var NO_REFRESH = { "/api/agent/login": true, "/api/agent/refresh": true, "/api/agent/logout": true };
+
+  /** One HTTP call; resolves with the JSON body, rejects with an Error carrying status/code. */
+  function request(method, path, body, token, keepalive) {
+    var opts = { method: method, headers: {}, credentials: "same-origin" };
+    if (keepalive) opts.keepalive = true;  // survives the page being closed right after
+    if (token) opts.headers.Authorization = "Bearer " + token;
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
@@ -179,12 +243,100 @@
         var e2 = new Error(err.message || (Array.isArray(detail) ? detail.map(function (d) { return d.msg; }).join("; ") : "HTTP " + r.status));
         e2.status = r.status;
         e2.code = err.code || (r.status === 422 ? "invalid" : "http_" + r.status);
-        if (r.status === 401 && session && path !== "/api/agent/login") {
-          signOut(t("sessionExpired"));
-        }
+        e2.retryAfter = r.headers.get("Retry-After");
         throw e2;
       });
     });
+  }
+
+  function expiredError() {
+    var e = new Error(t("sessionExpired"));
+    e.status = 401;
+    e.code = "session_expired";
+    return e;
+  }
+
+  /** An API call as the signed-in agent: on a 401, refresh the access token and retry once;
+   *  if that fails too, back to the login form. */
+  function api(method, path, body) {
+    var s = session;
+    var used = s ? s.token : null;
+    return request(method, path, body, used).then(function (data) {
+      // signed out (or in as someone else) while this was on its way: drop the answer
+      if (s !== session) throw expiredError();
+      return data;
+    }, function (e) {
+      if (e.status !== 401 || !s || s !== session || NO_REFRESH[path]) throw e;
+      // another call may have refreshed meanwhile: then just retry with the new token
+      var fresh = session.token !== used ? Promise.resolve(session.token) : refreshAccess();
+      return fresh.then(function (token) {
+        if (s !== session) throw expiredError();
+        return request(method, path, body, token).then(function (data) {
+          if (s !== session) throw expiredError();
+          return data;
+        }, function (e2) {
+          if (e2.status === 401 && s === session) { signOut(t("sessionExpired")); throw expiredError(); }
+          throw e2;
+        });
+      });
+    });
+  }
+
+  /** Get a new access token with the refresh token (one request at a time). Resolves with the
+   *  new token; a refused refresh signs out; a network failure keeps the session and retries. */
+  function refreshAccess() {
+    if (refreshing) return refreshing;
+    var s = session;
+    if (!s) return Promise.reject(expiredError());
+    if (!s.refresh_token) { signOut(t("sessionExpired")); return Promise.reject(expiredError()); }
+    var done = function () { refreshing = null; };
+    refreshing = request("POST", "/api/agent/refresh", undefined, s.refresh_token).then(function (body) {
+      if (s !== session) throw expiredError();  // signed out (or in again) meanwhile
+      if (!body || !body.token) throw new Error("no token in the refresh answer");
+      s.token = body.token;
+      setExpiry(s, body.expires_in);
+      storeSession();
+      scheduleRefresh();
+      return s.token;
+    }, function (e) {
+      if (s !== session) throw expiredError();
+      if (e.status === 401 || e.status === 403) {
+        signOut(t("sessionExpired"));
+        throw expiredError();
+      }
+      clearTimeout(refreshTimer);  // the desk or the network is down: try again shortly
+      refreshTimer = setTimeout(function () { refreshAccess().catch(function () { /* */ }); }, 30000);
+      throw e;
+    });
+    refreshing.then(done, done);
+    return refreshing;
+  }
+
+  function setExpiry(s, expiresIn) {
+    var ttl = Number(expiresIn);
+    if (!isFinite(ttl) || ttl <= 0) ttl = DEFAULT_TTL_S;
+    s.ttl = ttl;
+    s.expires_at = Date.now() + ttl * 1000;
+  }
+  /** Milliseconds before expiry at which to refresh: a minute, or a fifth of a short lifetime. */
+  function refreshMargin(s) {
+    return Math.max(2000, Math.min(60000, (s.ttl || DEFAULT_TTL_S) * 1000 * 0.2));
+  }
+  function needsRefresh(s) {
+    return !s.expires_at || Date.now() >= s.expires_at - refreshMargin(s);
+  }
+  function scheduleRefresh() {
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
+    if (!session) return;
+    var delay = Math.max(0, session.expires_at - refreshMargin(session) - Date.now());
+    refreshTimer = setTimeout(function () {
+      refreshTimer = null;
+      if (session) refreshAccess().catch(function () { /* signed out or retrying */ });
+    }, Math.min(delay, 2147483000));
+  }
+  function storeSession() {
+    if (session) save(SESSION_KEY, session, sessionStorage);
   }
 
   function toast(text, kind) {
@@ -213,37 +365,121 @@
     $("login-view").hidden = false;
     $("workspace").hidden = true;
     $("me").hidden = true;
+    $("me-role").hidden = true;
     $("logout").hidden = true;
     $("live").hidden = true;
-    var box = $("login-error");
-    box.hidden = !message;
-    box.textContent = message || "";
+    showLoginError(message || null);
     applyText();
     $("username").focus();
+  }
+  function showLoginError(text, code) {
+    var box = $("login-error");
+    box.hidden = !text;
+    box.textContent = text || "";
+    if (code) box.setAttribute("data-code", code); else box.removeAttribute("data-code");
+  }
+
+  /** Retry-After: seconds or an HTTP date -> seconds (or null). */
+  function retryAfterSeconds(value) {
+    if (value === null || value === undefined || value === "") return null;
+    var n = Number(value);
+    if (isFinite(n)) return Math.max(0, Math.ceil(n));
+    var at = Date.parse(value);
+    return isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  }
+  function waitText(seconds) {
+    return seconds < 90 ? fmt(t("seconds"), { n: Math.max(1, seconds) }) : fmt(t("minutes"), { n: Math.ceil(seconds / 60) });
   }
 
   function onLogin(ev) {
     ev.preventDefault();
     var username = $("username").value.trim();
     var password = $("password").value;
-    api("POST", "/api/agent/login", { username: username, password: password }).then(function (body) {
-      session = { token: body.token, agent: body.agent };
-      save(SESSION_KEY, session);
+    var submit = document.querySelector("[data-testid=login-submit]");
+    submit.disabled = true;
+    request("POST", "/api/agent/login", { username: username, password: password }, null).then(function (body) {
+      submit.disabled = false;
+      session = { token: body.token, refresh_token: body.refresh_token || null, agent: body.agent || {} };
+      setExpiry(session, body.expires_in);
+      storeSession();
       $("password").value = "";
       startWorkspace();
     }).catch(function (e) {
-      var box = $("login-error");
-      box.hidden = false;
-      box.textContent = e.status === 401 ? t("badLogin") : e.message;
+      submit.disabled = false;
+      if (e.status === 429 || e.code === "too_many_attempts") {
+        var wait = retryAfterSeconds(e.retryAfter);
+        showLoginError(wait ? fmt(t("tooManyAttempts"), { wait: waitText(wait) }) : t("tooManyAttemptsNoWait"),
+                       "too_many_attempts");
+        if (wait) {  // trying again before then only extends the lock: wait with the button
+          submit.disabled = true;
+          clearTimeout(loginUnlockTimer);
+          loginUnlockTimer = setTimeout(function () { submit.disabled = false; }, Math.min(wait, 3600) * 1000);
+        }
+      } else if (e.status === 401) {
+        showLoginError(t("badLogin"), "bad_credentials");
+      } else {
+        showLoginError(e.status ? e.message : t("loginUnavailable"), e.code || "error");
+      }
     });
   }
 
+  /** Forget the session here: stop everything, clear the screen and the stored keys. */
   function signOut(message) {
     stopSocket();
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
+    refreshing = null;
     session = null;
     current = null;
-    localStorage.removeItem(SESSION_KEY);
+    queue = [];
+    canned = [];
+    liveBuffer = [];
+    seen = {};
+    payloadTitles = {};
+    editingCanned = null;
+    confirmingDelete = null;
+    wipeSessionStorage();
+    clearWorkspace();
     showLogin(message || null);
+  }
+
+  /** Nothing of the last agent's work stays in the DOM for the next one. */
+  function clearWorkspace() {
+    ["queue", "transcript", "context", "notes", "canned-list", "lookup-results"].forEach(function (id) {
+      $(id).innerHTML = "";
+    });
+    $("context").appendChild(el("div", { "class": "muted small-text", "data-i18n": "noCase", text: t("noCase") }));
+    ["reply", "note-input", "lookup-input", "return-note", "canned-title", "canned-zh", "canned-en"].forEach(function (id) {
+      $(id).value = "";
+    });
+    $("queue-count").textContent = "0";
+    $("case").hidden = true;
+    $("case-forbidden").hidden = true;
+    $("case-placeholder").hidden = false;
+    $("notes-panel").hidden = true;
+    $("canned").hidden = true;
+    $("canned-form").hidden = true;
+    $("lookup-empty").hidden = true;
+    $("me").textContent = "";
+    $("toasts").innerHTML = "";
+  }
+
+  /** "Sign out": revoke at the desk (in the background, with the tokens we had), forget here. */
+  function logout() {
+    var s = session;
+    signOut(null);
+    if (!s) return;
+    request("POST", "/api/agent/logout", undefined, s.token, true).catch(function (e) {
+      if (e.status !== 401 || !s.refresh_token) return null;
+      // the access token had expired: get a fresh one just to revoke the session with it
+      return request("POST", "/api/agent/refresh", undefined, s.refresh_token, true).then(function (body) {
+        return request("POST", "/api/agent/logout", undefined, body.token, true);
+      });
+    }).catch(function () { /* already revoked or expired: nothing left to revoke */ });
+  }
+
+  function isSupervisor() {
+    return !!(session && session.agent && session.agent.role === "supervisor");
   }
 
   function startWorkspace() {
@@ -254,11 +490,35 @@
     $("live").hidden = false;
     $("me").textContent = session.agent.name;
     $("me").setAttribute("data-initial", String(session.agent.name || "?").charAt(0));
+    $("me").setAttribute("data-role", session.agent.role || "agent");
     applyText();
+    applyRole();
     stopped = false;
-    loadQueue();
-    loadCanned();
-    connectSocket();
+    // a reload after the access token ran out: refresh first, then everything else
+    var ready = needsRefresh(session) ? refreshAccess() : Promise.resolve();
+    ready.then(function () {
+      if (!session) return;
+      scheduleRefresh();
+      loadQueue();
+      loadCanned();
+      connectSocket();
+    }, function (e) {
+      if (!session) return;  // the refresh was refused: already back at the login form
+      // the desk is unreachable: start anyway; calls retry the refresh on their 401
+      toast(e.message, "error");
+      loadQueue();
+      loadCanned();
+      connectSocket();
+    });
+  }
+
+  function applyRole() {
+    var sup = isSupervisor();
+    $("me-role").hidden = !session;
+    $("me-role").textContent = session ? t(sup ? "role_supervisor" : "role_agent") : "";
+    $("me-role").setAttribute("data-role", sup ? "supervisor" : "agent");
+    $("canned-add").hidden = !sup;
+    if (!sup) { $("canned-form").hidden = true; editingCanned = null; confirmingDelete = null; }
   }
 
   // ---------- live updates ----------
@@ -266,8 +526,17 @@
     clearTimeout(wsTimer);
     if (stopped || !session) return;
     var proto = location.protocol === "https:" ? "wss:" : "ws:";
-    var ws = new WebSocket(proto + "//" + location.host + "/ws/agent?token=" + encodeURIComponent(session.token));
+    var ws;
+    try {
+      // always the current access token; it goes in the subprotocol list, never in the URL
+      ws = new WebSocket(proto + "//" + location.host + "/ws/agent", [WS_PROTOCOL, "auth." + session.token]);
+    } catch (e) {
+      if (e && e.name === "SyntaxError") { signOut(t("sessionExpired")); return; }  // unusable token
+      wsTimer = setTimeout(connectSocket, 2000);
+      return;
+    }
     socket = ws;
+    ws.relendToken = session.token;
     ws.onopen = function () {
       if (ws !== socket) return;
       wsAttempts = 0;
@@ -280,14 +549,26 @@
       var data;
       try { data = JSON.parse(ev.data); } catch (e) { return; }
       if (data.type === "queue") loadQueue();
-      else if (data.type === "message") onLiveMessage(data);
+      else if (data.type === "message") onLiveMessage(data);  // only for cases we have claimed
     };
     ws.onclose = function (ev) {
       if (ws !== socket) return;
       socket = null;
       refreshLive();
       if (stopped) return;
-      if (ev.code === 4401) { signOut(t("sessionExpired")); return; }
+      if (ev.code === 4401) {
+        // the access token ran out (or was revoked): refresh once and reconnect; if the desk
+        // refuses again right away, or refuses the refresh, back to the login form
+        if (Date.now() - lastSocketRefresh < 30000) { signOut(t("sessionExpired")); return; }
+        lastSocketRefresh = Date.now();
+        var used = ws.relendToken;
+        var fresh = session && session.token !== used ? Promise.resolve() : refreshAccess();
+        fresh.then(function () { if (!stopped) connectSocket(); }, function (e) {
+          if (stopped || !session || e.status === 401) return;
+          wsTimer = setTimeout(connectSocket, 5000);  // network trouble: try again
+        });
+        return;
+      }
       var delay = Math.min(15000, 500 * Math.pow(2, wsAttempts)) * (0.8 + Math.random() * 0.4);
       wsAttempts += 1;
       wsTimer = setTimeout(connectSocket, delay);
@@ -370,32 +651,47 @@
       return;
     }
     if (q.status !== current.status || q.claimed_by !== current.claimed_by) {
-      current.status = q.status;
-      current.claimed_by = q.claimed_by;
-      renderCaseHead();
+      // claimed by someone else meanwhile: the detail may no longer be ours to see
+      reloadCase(false);
+      return;
     }
+    // live messages come only for claimed cases: keep a waiting case's transcript current
+    if (q.status === "waiting") reloadCase(false);
   }
 
   function claim(caseId) {
     return api("POST", "/api/agent/cases/" + caseId + "/claim").then(function () {
       loadQueue();
-      return openCase(caseId).then(function () { showAlert(t("claimedOk"), "ok"); $("reply").focus(); });
+      // the detail again, now as its claimer: from here on its messages come on the socket
+      return openCase(caseId).then(function () {
+        if (current && current.case_id === caseId) { showAlert(t("claimedOk"), "ok"); $("reply").focus(); }
+      });
     }).catch(function (e) {
       if (e.status === 409) {
-        var openIt = current && current.case_id === caseId ? Promise.resolve() : openCase(caseId);
-        return openIt.then(function () { return reloadCase(false); }).then(function () {
-          var who = current && current.claimed_by ? (uiLang === "en" ? " (" + current.claimed_by + ")" : "（" + current.claimed_by + "）") : "";
+        // someone was faster: show who (a supervisor still sees the case; others get the
+        // "not yours" panel, which names the claimer from the queue)
+        return loadQueue().then(function () { return openCase(caseId); }).then(function () {
+          if (!current || current.case_id !== caseId) return;
+          var name = current.claimed_by || claimerFromQueue(caseId);
+          var who = name ? (uiLang === "en" ? " (" + name + ")" : "（" + name + "）") : "";
           showAlert(fmt(t("alreadyClaimed"), { who: who }), "error");
-          loadQueue();
         });
       }
+      if (e.status === 401) return;
       toast(e.message, "error");
     });
   }
+  function claimerFromQueue(caseId) {
+    var q = queue.filter(function (c) { return c.case_id === caseId; })[0];
+    return q ? q.claimed_by : null;
+  }
 
   // ---------- case ----------
+  var opening = 0;  // only the last case asked for is shown
   function openCase(caseId) {
+    var ticket = ++opening;
     return api("GET", "/api/agent/cases/" + caseId).then(function (detail) {
+      if (ticket !== opening) return;
       var switching = !current || current.case_id !== detail.case_id;
       current = detail;
       if (switching) {
@@ -405,7 +701,11 @@
       }
       renderCase(true);
       renderQueue();
-    }).catch(function (e) { if (e.status !== 401) toast(e.message, "error"); });
+    }).catch(function (e) {
+      if (ticket !== opening) return;
+      if (e.status === 403) { showCaseForbidden(caseId); return; }
+      if (e.status !== 401) toast(e.message, "error");
+    });
   }
 
   function reloadCase(full) {
@@ -420,7 +720,32 @@
         (detail.messages || []).forEach(function (m) { appendMessage(m); });
         renderNotes();
       }
-    }).catch(function () { /* shown elsewhere */ });
+    }).catch(function (e) {
+      // e.g. another agent claimed the waiting case we were looking at
+      if (e.status === 403 && current && current.case_id === id) showCaseForbidden(id);
+    });
+  }
+
+  /** The desk will not show this case to us: say so plainly instead of a half-drawn panel. */
+  function showCaseForbidden(caseId) {
+    current = null;
+    seen = {};
+    payloadTitles = {};
+    $("case").hidden = true;
+    $("case-placeholder").hidden = true;
+    $("transcript").innerHTML = "";
+    $("notes").innerHTML = "";
+    $("notes-panel").hidden = true;
+    $("canned").hidden = true;
+    var ctx = $("context");
+    ctx.innerHTML = "";
+    ctx.appendChild(el("div", { "class": "muted small-text", "data-i18n": "noCase", text: t("noCase") }));
+    var name = claimerFromQueue(caseId);
+    var box = $("case-forbidden");
+    box.hidden = false;
+    box.setAttribute("data-case-id", String(caseId));
+    box.textContent = name ? fmt(t("caseForbidden"), { who: name }) : t("caseForbiddenAnon");
+    renderQueue();
   }
 
   function isMine() {
@@ -430,6 +755,7 @@
 
   function renderCase() {
     $("case-placeholder").hidden = true;
+    $("case-forbidden").hidden = true;
     $("case").hidden = false;
     $("notes-panel").hidden = false;
     renderCaseHead();
@@ -440,6 +766,8 @@
     seen = {};
     payloadTitles = {};
     (current.messages || []).forEach(function (m) { appendMessage(m); });
+    // live messages that arrived while the detail was on its way
+    liveBuffer.forEach(function (m) { if (m.conversation_id === current.conversation_id) appendMessage(m); });
     box.scrollTop = box.scrollHeight;
     renderCanned();
   }
@@ -465,6 +793,11 @@
     $("reply-hint").textContent = mine ? (uiLang === "en" ? "Replying in " : "回复语言：") + langName(c.language)
       : isOpen() ? t("claimFirst") : fmt(t("ended"), { status: t(c.status) });
     $("canned-lang").textContent = "· " + langName(c.language);
+    // notes are written by the case's claimer only
+    $("note-input").disabled = !mine;
+    document.querySelector("[data-testid=note-add]").disabled = !mine;
+    $("note-form").classList.toggle("disabled", !mine);
+    $("notes-locked").hidden = mine;
   }
 
   function showAlert(text, kind) {
@@ -516,6 +849,9 @@
   }
 
   function onLiveMessage(m) {
+    if (!m || typeof m.id !== "number") return;
+    liveBuffer.push(m);
+    if (liveBuffer.length > 100) liveBuffer = liveBuffer.slice(-100);
     if (current && m.conversation_id === current.conversation_id) appendMessage(m);
   }
 
@@ -598,7 +934,7 @@
           items.length ? el("ul", { "class": "details", testid: "ctx-reason-details" }, items) : null
         ]));
       });
-      if (d.decision_id) card.appendChild(el("div", { "class": "muted small-text", style: "margin-top:8px" }, [t("decisionId") + " ", el("span", { "class": "mono", text: d.decision_id })]));
+      if (d.decision_id) card.appendChild(el("div", { "class": "muted small-text decision-id" }, [t("decisionId") + " ", el("span", { "class": "mono", text: d.decision_id })]));
       dBlock.appendChild(card);
     } else {
       dBlock.appendChild(el("div", { "class": "muted small-text", testid: "ctx-decision", text: t("noDecision") }));
@@ -646,6 +982,7 @@
     var input = $("note-input");
     var text = input.value.trim();
     if (!text || !current) return;
+    if (!isMine()) { showAlert(t("notesLocked"), "error"); return; }
     var id = current.case_id;
     api("POST", "/api/agent/cases/" + id + "/notes", { text: text }).then(function (n) {
       input.value = "";
@@ -654,7 +991,11 @@
         renderNotes();
       }
       toast(t("noteAdded"), "ok");
-    }).catch(function (e) { toast(e.message, "error"); });
+    }).catch(function (e) {
+      if (e.status === 401) return;
+      toast(e.status === 403 || e.code === "not_your_case" ? t("claimToAct") : e.message, "error");
+      if (e.status === 403 || e.status === 409) reloadCase(false);
+    });
   }
 
   // ---------- reply ----------
@@ -669,9 +1010,10 @@
       input.value = "";
       appendMessage(m);
     }).catch(function (e) {
-      toast(fmt(t("sendFailed"), { msg: e.message }), "error");
-      if (e.status === 409) reloadCase(false);
-    }).then(function () { $("reply-send").disabled = !isMine(); input.focus(); });
+      if (e.status === 401) return;
+      toast(fmt(t("sendFailed"), { msg: e.status === 403 ? t("claimToAct") : e.message }), "error");
+      if (e.status === 409 || e.status === 403) reloadCase(false);
+    }).then(function () { if (current) { $("reply-send").disabled = !isMine(); input.focus(); } });
   }
 
   // ---------- return / close ----------
@@ -686,7 +1028,7 @@
       $("return-form").hidden = true;
       return reloadCase(false).then(function () { showAlert(t("returnedOk"), "info"); loadQueue(); });
     }).catch(function (e) {
-      toast(e.message, "error");
+      if (e.status !== 401) toast(e.status === 403 ? t("claimToAct") : e.message, "error");
       reloadCase(false);
     }).then(function () { button.disabled = false; });
   }
@@ -694,7 +1036,7 @@
     var id = current.case_id;
     api("POST", "/api/agent/cases/" + id + "/close").then(function () {
       return reloadCase(false).then(function () { showAlert(t("closedOk"), "info"); loadQueue(); });
-    }).catch(function (e) { toast(e.message, "error"); });
+    }).catch(function (e) { if (e.status !== 401) toast(e.status === 403 ? t("claimToAct") : e.message, "error"); });
   }
 
   // ---------- canned replies ----------
@@ -710,9 +1052,11 @@
   }
   function renderCanned() {
     var list = $("canned-list");
+    var sup = isSupervisor();
     list.innerHTML = "";
     canned.forEach(function (r) {
-      var del = confirmingDelete === r.id
+      // inserting is for everyone; editing and deleting for supervisors (the desk enforces it)
+      var del = !sup ? null : confirmingDelete === r.id
         ? el("button", { type: "button", "class": "btn danger-ghost small", testid: "canned-delete-confirm", text: t("confirmDel"),
                          onclick: function () { deleteCanned(r.id); } })
         : el("button", { type: "button", "class": "btn ghost small", testid: "canned-delete", text: t("del"),
@@ -725,8 +1069,8 @@
         el("div", { "class": "ops" }, [
           el("button", { type: "button", "class": "btn small insert", testid: "canned-insert", text: t("insert"),
                          onclick: function () { insertCanned(r); } }),
-          el("button", { type: "button", "class": "btn ghost small", testid: "canned-edit", text: t("edit"),
-                         onclick: function () { editCanned(r); } }),
+          sup ? el("button", { type: "button", "class": "btn ghost small", testid: "canned-edit", text: t("edit"),
+                               onclick: function () { editCanned(r); } }) : null,
           del
         ])
       ]));
@@ -746,6 +1090,7 @@
     input.setSelectionRange(pos, pos);
   }
   function editCanned(r) {
+    if (!isSupervisor()) { toast(t("cannedForbidden"), "error"); return; }
     editingCanned = r ? r.id : "new";
     $("canned-form").hidden = false;
     $("canned-title").value = r ? r.title : "";
@@ -763,20 +1108,37 @@
       editingCanned = null;
       toast(t("saved"), "ok");
       return loadCanned();
-    }).catch(function (e) { toast(e.message, "error"); });
+    }).catch(cannedFailed);
+  }
+  function cannedFailed(e) {
+    if (e.status === 401) return;
+    if (e.status === 403) {
+      // the desk says we are not a supervisor (any more): hide what we cannot use
+      if (session && session.agent) { session.agent.role = "agent"; storeSession(); }
+      applyRole();
+      renderCanned();
+      toast(t("cannedForbidden"), "error");
+      return;
+    }
+    toast(e.message, "error");
   }
   function deleteCanned(id) {
     api("DELETE", "/api/agent/canned/" + id).then(function () {
       confirmingDelete = null;
       toast(t("deleted"), "ok");
       return loadCanned();
-    }).catch(function (e) { toast(e.message, "error"); });
+    }).catch(cannedFailed);
   }
 
   // ---------- lookup ----------
   function onLookup(ev) {
     if (ev) ev.preventDefault();
     var id = $("lookup-input").value.trim();
+    if (!id && !isSupervisor()) {  // listing everybody's conversations is for supervisors
+      toast(t("lookupNeedId"), "error");
+      $("lookup-input").focus();
+      return;
+    }
     var url = "/api/agent/conversations" + (id ? "?borrower_id=" + encodeURIComponent(id) : "");
     api("GET", url).then(function (body) {
       var list = $("lookup-results");
@@ -785,6 +1147,10 @@
       $("lookup-empty").hidden = rows.length > 0;
       rows.forEach(function (c) {
         var open = queue.filter(function (q) { return q.conversation_id === c.conversation_id; })[0];
+        // the desk lets an agent do this only with the case claimed by them; supervisors also
+        // without a case
+        var canRunCheck = open ? open.status === "claimed" && open.claimed_by === session.agent.name
+          : isSupervisor();
         list.appendChild(el("li", { "class": "conv-item", testid: "conversation-item",
                                     "data-conversation-id": c.conversation_id, "data-owner": c.owner }, [
           el("div", { "class": "row1" }, [
@@ -797,14 +1163,14 @@
             el("span", { "class": "muted mono", text: c.conversation_id })
           ]),
           el("div", { "class": "actions" }, [
-            el("button", { type: "button", "class": "btn small", testid: "run-check", text: t("runCheck"),
-                           onclick: function (e) { runCheck(c.conversation_id, e.currentTarget); } }),
+            canRunCheck ? el("button", { type: "button", "class": "btn small", testid: "run-check", text: t("runCheck"),
+                                         onclick: function (e) { runCheck(c.conversation_id, e.currentTarget); } }) : null,
             open ? el("button", { type: "button", "class": "btn ghost small", testid: "open-case", text: t("openCase"),
                                   onclick: function () { openCase(open.case_id); } }) : null
           ])
         ]));
       });
-    }).catch(function (e) { toast(e.message, "error"); });
+    }).catch(function (e) { if (e.status !== 401) toast(e.message, "error"); });
   }
   function runCheck(conversationId, button) {
     button.disabled = true;
@@ -814,8 +1180,10 @@
       onLookup(null);
       if (current && current.conversation_id === conversationId) reloadCase(false);
     }).catch(function (e) {
-      toast(e.status === 409 ? fmt(t("alreadyClaimed"), { who: "" }) : e.message, "error");
       button.disabled = false;
+      if (e.status === 401) return;
+      toast(e.status === 409 ? t("runCheckNotYours")
+        : e.status === 403 ? t("runCheckForbidden") : e.message, "error");
     });
   }
 
@@ -835,13 +1203,14 @@
       save(LANG_KEY, uiLang);
       applyText();
       if (session && !$("workspace").hidden) {
+        applyRole();
         renderQueue();
         if (current) { renderCaseHead(); renderContext(); renderCanned(); }
       }
     });
   });
   $("login-form").addEventListener("submit", onLogin);
-  $("logout").addEventListener("click", function () { signOut(null); });
+  $("logout").addEventListener("click", logout);
   $("claim-btn").addEventListener("click", function () { if (current) claim(current.case_id); });
   $("return-btn").addEventListener("click", function () { $("return-form").hidden = false; $("return-note").focus(); });
   $("return-cancel").addEventListener("click", function () { $("return-form").hidden = true; });
@@ -862,10 +1231,16 @@
   });
   $("canned-close").addEventListener("click", function () { $("canned").hidden = true; });
   $("canned-add").addEventListener("click", function () { editCanned(null); });
+  // timers sleep in background tabs: catch up on the token when the tab is back
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "visible" || !session) return;
+    if (needsRefresh(session)) refreshAccess().catch(function () { /* */ });
+    if (!stopped && !socket) { wsAttempts = 0; connectSocket(); }
+  });
   $("canned-cancel").addEventListener("click", function () { $("canned-form").hidden = true; editingCanned = null; });
   $("canned-form").addEventListener("submit", onCannedSave);
   $("lookup-form").addEventListener("submit", onLookup);
 
   if (session && session.token) startWorkspace();
-  else showLogin(null);
+  else { wipeSessionStorage(); showLogin(null); }
 })();

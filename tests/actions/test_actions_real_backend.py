@@ -234,7 +234,7 @@ def test_file_an_appeal_then_follow_it_to_the_end(chat, live_backend, now) -> No
     filed = conversation.turn("/affirm", "affirm", FileAppeal())
     [appeal_id] = APPEAL_ID.findall(filed.text)
     assert conversation.slots["appeal_ids"] == [appeal_id]
-    stored = backend_get(live_backend, f"/v1/appeals/{appeal_id}")
+    stored = backend_get(live_backend, f"/v1/borrowers/demo-overdue/appeals/{appeal_id}")
     assert stored["decision_id"] == decision_id and stored["channel"] == "chat"
     assert stored["statement"] == "逾期是因为银行扣款失败，不是我没还"
     assert when(stored["respond_by"], "zh", "Asia/Shanghai", now) in filed.text

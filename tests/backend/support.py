@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -57,8 +56,10 @@ SETTINGS = {"service_token": SERVICE_TOKEN, "backoffice_token": BACKOFFICE_TOKEN
             "currency": "CNY"}
 
 
-def make_settings(database_url: str) -> Settings:
-    return replace(Settings.from_env(), database_url=database_url, **SETTINGS)
+def make_settings(database_url: str, **changes: Any) -> Settings:
+    """The environment's settings (the sandbox, see tests/conftest.py) with the tests' values."""
+    return Settings.from_env().copy(
+        update={"database_url": database_url, **SETTINGS, **changes})
 
 
 def settings_env(database_url: str) -> dict[str, str]:

@@ -196,7 +196,7 @@ SERVICE_REQUESTS = {
     "malformed-borrower": ("GET", "/v1/borrowers/bad%20id/eligibility"),
     "profile": ("GET", "/v1/borrowers/demo-eligible"),
     "appeal-list": ("GET", "/v1/borrowers/demo-eligible/appeals"),
-    "appeal": ("GET", "/v1/appeals/AP20260310-ABCDEF"),
+    "appeal": ("GET", "/v1/borrowers/demo-eligible/appeals/AP20260310-ABCDEF"),
     "file-appeal": ("POST", "/v1/appeals"),
     "unknown-path": ("GET", "/v1/nothing-here"),
 }
@@ -297,7 +297,8 @@ def test_longest_valid_borrower_id_is_merely_unknown(shared):
     ("AP20260310-ABCDEF", 404, "appeal_not_found"),
 ])
 def test_appeal_ids(shared, appeal_id, status, code):
-    response = shared.client.get(f"/v1/appeals/{appeal_id}", headers=SERVICE)
+    response = shared.client.get(f"/v1/borrowers/demo-eligible/appeals/{appeal_id}",
+                                 headers=SERVICE)
     assert response.status_code == status
     assert error_code(response) == code
 
@@ -352,7 +353,7 @@ BAD_APPEAL_REQUESTS: list[Any] = [
                  400, "invalid_json", None, id="truncated-json"),
     pytest.param(lambda d: {"content": b""}, 400, "invalid_json", None, id="empty-body"),
     pytest.param(lambda d: {"content": b"[" * 5000 + b"]" * 5000},
-                 400, "invalid_json", None, id="deeply-nested"),
+                 400, "json_too_deep", None, id="deeply-nested"),
     pytest.param(lambda d: {"json": [appeal_body(d)]}, 422, "validation_error", None,
                  id="array-not-object"),
     pytest.param(lambda d: {"json": appeal_body(d, borrower_id=123)},
@@ -480,7 +481,7 @@ def test_bad_transitions_change_nothing(api: Api, seeded, engine):
                                  headers={**BACKOFFICE, "Content-Type": "text/plain"})
     assert wrong_type.status_code == 415
 
-    assert api.client.get(f"/v1/appeals/{appeal['appeal_id']}",
+    assert api.client.get(f"/v1/borrowers/demo-reduced/appeals/{appeal['appeal_id']}",
                           headers=SERVICE).json() == appeal
     assert count_rows(engine, ReasonWaiver) == 0
     assert api.eligibility("demo-reduced") == before

@@ -169,7 +169,8 @@ def test_listing_and_reading_appeals(api, client, seeded, clock):
     newer = api.file("demo-overdue-reduced", reason_code="LIMIT_REDUCED")
 
     listing = client.get("/v1/borrowers/demo-overdue-reduced/appeals", headers=api.service)
-    single = client.get(f"/v1/appeals/{older['appeal_id']}", headers=api.service)
+    single = client.get(f"/v1/borrowers/demo-overdue-reduced/appeals/{older['appeal_id']}",
+                        headers=api.service)
     nobody_elses = client.get("/v1/borrowers/demo-reduced/appeals", headers=api.service)
 
     assert listing.status_code == 200

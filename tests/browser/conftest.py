@@ -22,6 +22,7 @@ import pytest
 
 from stack.config import ROOT, StackConfig
 from stack.model import ensure_model, fingerprint
+from tests.browser.helpers import CSP_LISTENER, csp_violations
 
 SHOTS = ROOT / "reports" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -144,7 +145,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 def new_page(browser, request):  # type: ignore[no-untyped-def]
     """new_page(kind) -> a page in its own context: "phone" (390x844) or "desktop".
 
-    When the test fails, every page it opened is saved as reports/browser/FAILED-*.png.
+    Uncaught JavaScript errors and anything the desk's Content-Security-Policy blocked fail the
+    test at the end. When the test fails, every page it opened is saved as
+    reports/browser/FAILED-*.png.
     """
     contexts = []
 
@@ -153,10 +156,14 @@ def new_page(browser, request):  # type: ignore[no-untyped-def]
         context = browser.new_context(viewport=size, locale="zh-CN",
                                       timezone_id="Asia/Shanghai")
         context.set_default_timeout(20_000)
+        context.add_init_script(CSP_LISTENER)
         contexts.append(context)
         page = context.new_page()
         page.errors = []  # uncaught exceptions on the page fail the test at the end
+        page.csp_console = []
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        page.on("console", lambda msg: page.csp_console.append(msg.text)
+                if msg.type == "error" and "Content Security Policy" in msg.text else None)
         return page
 
     yield make
@@ -168,9 +175,11 @@ def new_page(browser, request):  # type: ignore[no-untyped-def]
                 page.screenshot(path=str(SHOTS / f"FAILED-{request.node.name}-{n}.png"),
                                 full_page=True)
     errors = [e for c in contexts for p in c.pages for e in getattr(p, "errors", [])]
+    blocked = [v for c in contexts for p in c.pages for v in csp_violations(p)]
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not blocked, f"the Content-Security-Policy blocked something: {blocked}"
 
 
 @pytest.fixture(scope="session")

@@ -14,85 +14,21 @@ import re
 import pytest
 import requests
 
+from tests.browser.helpers import (
+    agent_login,
+    api_token,
+    count,
+    message_ids,
+    open_chat,
+    queue_item,
+    say,
+    settle,
+    wait_connected,
+    wait_for_more,
+)
+
 pytestmark = [pytest.mark.browser,
               pytest.mark.timeout(2400)]  # the first run may train the Rasa model
-
-BOT_WAIT_MS = 60_000
-
-
-# ---------- borrower side ----------
-def open_chat(page, desk_url: str, borrower_id: str, locale: str = "zh-CN") -> None:
-    page.goto(f"{desk_url}/chat")
-    page.get_by_test_id("locale-zh" if locale.startswith("zh") else "locale-en").click()
-    page.get_by_test_id(f"borrower-{borrower_id}").click()
-    page.get_by_test_id("chat-input").wait_for()
-    wait_connected(page)
-
-
-def wait_connected(page) -> None:
-    page.wait_for_function("() => window.relendChat && window.relendChat.connected()",
-                           timeout=20_000)
-
-
-def count(page, testid: str) -> int:
-    return page.locator(f"#message-list [data-testid={testid}]").count()
-
-
-def wait_for_more(page, testid: str, before: int, timeout: int = BOT_WAIT_MS) -> None:
-    """Wait for a new message of a kind; a new system message instead (the desk saying the
-    assistant did not answer in time) fails at once with its text."""
-    systems = count(page, "message-system")
-    page.wait_for_function(
-        "([sel, n, sys]) => document.querySelectorAll(sel).length > n || "
-        "document.querySelectorAll('#message-list [data-testid=message-system]').length > sys",
-        arg=[f"#message-list [data-testid={testid}]", before, systems], timeout=timeout)
-    if count(page, testid) <= before:
-        text = page.locator("#message-list [data-testid=message-system]").last.inner_text()
-        raise AssertionError(f"the desk reported instead of a {testid}: {text}")
-
-
-def settle(page) -> None:
-    """The bot may answer in several messages: wait until it stops typing and goes quiet."""
-    page.wait_for_function(
-        "() => document.getElementById('typing').hidden && "
-        "!document.querySelector('[data-testid=message-pending]')", timeout=BOT_WAIT_MS)
-    page.wait_for_timeout(700)
-
-
-def say(page, text: str) -> list[str]:
-    """Send a message and return the texts of the bot's answer to it."""
-    bots_before = count(page, "message-bot")
-    page.get_by_test_id("chat-input").fill(text)
-    page.get_by_test_id("chat-input").press("Enter")
-    wait_for_more(page, "message-bot", bots_before)
-    settle(page)
-    return page.locator("#message-list [data-testid=message-bot] [data-testid=bubble]"
-                        ).all_inner_texts()[bots_before:]
-
-
-def message_ids(page) -> list[int]:
-    return [int(i) for i in page.locator("#message-list [data-id]").evaluate_all(
-        "rows => rows.map(r => r.getAttribute('data-id'))")]
-
-
-# ---------- agent side ----------
-def agent_login(page, desk_url: str, username: str = "agent1") -> None:
-    page.goto(f"{desk_url}/console")
-    page.get_by_test_id("login-username").fill(username)
-    page.get_by_test_id("login-password").fill("relend-demo")
-    page.get_by_test_id("login-submit").click()
-    page.get_by_test_id("workspace").wait_for()
-
-
-def queue_item(page, borrower_id: str):
-    return page.locator(f"[data-testid=queue-item][data-borrower-id='{borrower_id}']")
-
-
-def api_token(desk_url: str, username: str) -> str:
-    response = requests.post(f"{desk_url}/api/agent/login",
-                             json={"username": username, "password": "relend-demo"}, timeout=10)
-    response.raise_for_status()
-    return response.json()["token"]
 
 
 # ---------- the scenario ----------

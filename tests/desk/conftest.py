@@ -26,6 +26,7 @@ from desk_support import (
     bearer,
     borrower_token,
     make_settings,
+    subprotocols,
 )
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -70,10 +71,11 @@ def migrated_url(database_url: str, password_hash: str) -> str:
     upgrade(database_url)
     engine = make_engine(database_url)
     with make_session_factory(engine)() as session:
-        for username, name in DEMO_AGENTS:  # pre-hashed, so ensure_demo_data skips them
-            session.add(Agent(username=username, display_name=name, password_hash=password_hash))
+        for username, name, role in DEMO_AGENTS:  # pre-hashed: ensure_demo_data skips them
+            session.add(Agent(username=username, display_name=name, role=role,
+                              password_hash=password_hash))
         session.commit()
-        ensure_demo_data(session, PASSWORD)
+        ensure_demo_data(session, PASSWORD, demo_agents=True)
     engine.dispose()
     return database_url
 
@@ -154,7 +156,8 @@ def open_chat(client: TestClient) -> Iterator[Callable[..., Chat]]:
     with ExitStack() as stack:
         def open_(borrower_id: str = "b-1001", locale: str = "zh-CN") -> Chat:
             token = borrower_token(borrower_id, locale)
-            return Chat(stack.enter_context(client.websocket_connect(f"/ws/chat?token={token}")))
+            return Chat(stack.enter_context(
+                client.websocket_connect("/ws/chat", subprotocols=subprotocols(token))))
 
         yield open_
 
@@ -176,6 +179,7 @@ def agents(client: TestClient, sessions: sessionmaker[Session]) -> list[AgentApi
 @pytest.fixture
 def feed(client: TestClient, agents: list[AgentApi]) -> Iterator[AgentFeed]:
     """The first agent's console socket."""
-    with client.websocket_connect(f"/ws/agent?token={agents[0].token}") as socket:
+    with client.websocket_connect("/ws/agent",
+                                  subprotocols=subprotocols(agents[0].token)) as socket:
         yield AgentFeed(socket)
 

@@ -7,22 +7,27 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 
+from common.settings import Mode
+from common.signing import InvalidSignature, MessageFields, Verifier
+from desk import auth
 from desk.auth import sign
 from desk.config import DeskSettings
 
-APP_SECRET = "test-app-secret"
-AGENT_SECRET = "test-agent-secret"
+APP_SECRET = "test-app-secret-0123456789abcdefghij"
+AGENT_SECRET = "test-agent-secret-0123456789abcdefghij"
 INTERNAL_TOKEN = "test-desk-token"
-RASA_TOKEN = "test-rasa-token"
+CHANNEL_SECRET = "test-channel-secret-0123456789abcdefghij"
+RASA_JWT_SECRET = "test-rasa-jwt-secret-0123456789abcdefghij"
 PASSWORD = "test-agent-password"
 MAX_CHARS = 200
 
@@ -49,13 +54,21 @@ on_every_database = pytest.mark.parametrize("db_kind", DATABASES, indirect=True)
 
 
 def make_settings(database_url: str, **overrides: Any) -> DeskSettings:
-    base = DeskSettings(
-        database_url=database_url, host="127.0.0.1", port=0, internal_token=INTERNAL_TOKEN,
-        app_secret=APP_SECRET, agent_secret=AGENT_SECRET, demo_login=True,
-        rasa_url="http://rasa.test", rasa_token=RASA_TOKEN, rasa_timeout=5,
-        max_message_chars=MAX_CHARS, token_ttl_seconds=600, demo_agent_password=PASSWORD,
+    """Sandbox settings with the test's own secrets (the environment plays no part)."""
+    fields = dict(
+        mode=Mode.SANDBOX, database_url=database_url, host="127.0.0.1", port=0,
+        internal_token=INTERNAL_TOKEN, app_secret=APP_SECRET, agent_secret=AGENT_SECRET,
+        channel_secret=CHANNEL_SECRET, rasa_jwt_secret=RASA_JWT_SECRET,
+        demo_login=True, demo_agents=True, rasa_url="http://rasa.test", rasa_timeout=5,
+        max_message_chars=MAX_CHARS, borrower_token_ttl_seconds=600,
+        agent_token_ttl_seconds=600, demo_agent_password=PASSWORD,
     )
-    return replace(base, **overrides)
+    return DeskSettings.construct(**{**DeskSettings().dict(), **fields, **overrides})
+
+
+def subprotocols(token: str) -> list[str]:
+    """How a page hands its token to a WebSocket: never in the URL."""
+    return ["relend.v1", f"auth.{token}"]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -65,12 +78,13 @@ def bearer(token: str) -> dict[str, str]:
 def borrower_token(borrower_id: str = BORROWER, locale: str = "zh-CN", *,
                    secret: str = APP_SECRET, ttl: int = 600) -> str:
     """What the app hands the chat page: signed with RELEND_APP_SECRET."""
-    return sign({"borrower_id": borrower_id, "locale": locale}, secret, ttl)
+    return sign({"borrower_id": borrower_id, "locale": locale}, secret, auth.BORROWER, ttl)
 
 
-def agent_token(agent_id: int, name: str, *, secret: str = AGENT_SECRET, ttl: int = 600) -> str:
+def agent_token(agent_id: int, name: str = "", *, secret: str = AGENT_SECRET, ttl: int = 600,
+                version: int = 0, audience: str = auth.AGENT) -> str:
     """What the console login returns (signed here to skip the deliberately slow scrypt)."""
-    return sign({"agent_id": agent_id, "name": name}, secret, ttl)
+    return sign({"sub": str(agent_id), "ver": version}, secret, audience, ttl)
 
 
 # --- Rasa ---------------------------------------------------------------------------------------
@@ -82,10 +96,21 @@ class Call:
     path: str
     params: dict[str, str]
     json: Any
+    # the JWT's ``user`` for an HTTP API call (None for the channel); why it was refused, if so
+    user: dict[str, Any] | None = None
+    refused: str | None = None
+
+
+CHANNEL_PATH = "/webhooks/desk/webhook"
 
 
 class FakeRasa:
-    """Rasa's REST channel and HTTP API, as far as the desk uses them.
+    """Rasa's desk channel and HTTP API, as far as the desk uses them, with Rasa's checks.
+
+    The channel (``/webhooks/desk/webhook``) answers 401 unless the message is signed with
+    ``CHANNEL_SECRET`` (common/signing.py: signature, timestamp window, fresh nonce); the HTTP
+    API answers 401 unless ``Authorization: Bearer`` holds an HS256 JWT signed with
+    ``RASA_JWT_SECRET`` whose ``user.role`` is ``admin``, and with no token in the URL.
 
     ``replies`` is what the bot says to any borrower message, ``resume_replies`` what
     ``action_resume_after_handoff`` says. ``failure`` makes every call fail: "connect",
@@ -100,6 +125,7 @@ class FakeRasa:
         self.resume_replies: list[dict[str, Any]] = [{"text": RESUME_TEXT}]
         self.failure: str | None = None
         self.desk: httpx.AsyncClient | None = None
+        self.verifier = Verifier(CHANNEL_SECRET)
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(self.handle),
@@ -111,12 +137,41 @@ class FakeRasa:
 
     @property
     def messages(self) -> list[Any]:
-        """The bodies the REST channel received."""
-        return [call.json for call in self.to("/webhooks/rest/webhook")]
+        """The bodies the desk channel received."""
+        return [call.json for call in self.to(CHANNEL_PATH)]
+
+    def _check_channel(self, request: httpx.Request, body: Any) -> str | None:
+        """Why the channel would refuse this message (None: it is signed and fresh)."""
+        metadata = body.get("metadata") or {}
+        fields = MessageFields(sender=body["sender"], text=body["message"],
+                               borrower_id=metadata.get("borrower_id") or "",
+                               locale=metadata.get("locale") or "")
+        try:
+            self.verifier.verify(fields, request.headers)
+        except InvalidSignature as exc:
+            return exc.reason
+        return None
+
+    @staticmethod
+    def _check_api(request: httpx.Request, call: Call) -> str | None:
+        """Why the HTTP API would refuse this call (None: a valid admin JWT, no URL token)."""
+        if "token" in request.url.params:
+            return "a token in the URL"
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return "no bearer token"
+        try:
+            claims = jwt.decode(token, RASA_JWT_SECRET, algorithms=["HS256"],
+                                options={"require": ["exp"]})
+        except jwt.InvalidTokenError as exc:
+            return f"bad JWT: {exc}"
+        call.user = claims.get("user")
+        return None if (call.user or {}).get("role") == "admin" else "not an admin"
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
-        self.calls.append(Call(request.method, request.url.path, dict(request.url.params), body))
+        call = Call(request.method, request.url.path, dict(request.url.params), body)
+        self.calls.append(call)
         if self.failure == "connect":
             raise httpx.ConnectError("connection refused", request=request)
         if self.failure == "timeout":
@@ -126,7 +181,11 @@ class FakeRasa:
         if self.failure == "garbage":
             return httpx.Response(200, text="<html>bad gateway</html>")
         path = request.url.path
-        if path == "/webhooks/rest/webhook":
+        call.refused = (self._check_channel(request, body) if path == CHANNEL_PATH
+                        else self._check_api(request, call))
+        if call.refused:
+            return httpx.Response(401, json={"error": call.refused})
+        if path == CHANNEL_PATH:
             sender = body["sender"]
             if body["message"] == HANDOFF_PAYLOAD:
                 await self._hand_off(sender, body["metadata"])

@@ -7,7 +7,6 @@ import pytest
 from desk_support import (
     BOT_TEXT,
     BUTTONS,
-    RASA_TOKEN,
     RESUME_TEXT,
     AgentApi,
     AgentFeed,
@@ -25,6 +24,7 @@ from desk.models import Case, Message
 pytestmark = pytest.mark.timeout(30)
 
 RESUME = "action_resume_after_handoff"
+RASA_USER = {"username": "relend-desk", "role": "admin"}  # the desk's JWT for Rasa's API
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_acting_on_a_case_you_do_not_own_is_refused(
         assert response.status_code == 409, response.text
         assert error_code(response) == "not_your_case"
     assert missing.status_code == 404
-    assert agents[1].case(case_id)["status"] == "claimed"
+    assert agents[0].case(case_id)["status"] == "claimed"
     assert ownership(client, chat.conversation_id)["owner"] == "agent"
     assert fake_rasa.calls == []
     chat.assert_quiet()
@@ -125,8 +125,8 @@ def test_an_agent_reply_reaches_the_borrower_as_a_person(
             "agent", "李娜 Li Na", chat.conversation_id)
     # the bot's tracker gets the line too, for when it takes over again
     [call] = fake_rasa.calls
-    assert (call.method, call.path, call.params) == (
-        "POST", f"/conversations/{chat.conversation_id}/tracker/events", {"token": RASA_TOKEN})
+    assert (call.method, call.path, call.params, call.user) == (  # a JWT, no token in the URL
+        "POST", f"/conversations/{chat.conversation_id}/tracker/events", {}, RASA_USER)
     assert call.json == [{"event": "bot", "text": "您好，我是人工客服，我来帮您。",
                           "metadata": {"agent": "李娜 Li Na"}}]
 
@@ -153,14 +153,14 @@ def test_a_bad_agent_reply_is_rejected_and_nothing_is_sent(
 
 def test_notes_are_for_agents_only(chat: Chat, agents: list[AgentApi], claimed: int,
                                    fake_rasa: FakeRasa, feed: AgentFeed):
-    response = agents[1].post(f"/api/agent/cases/{claimed}/notes",
+    response = agents[0].post(f"/api/agent/cases/{claimed}/notes",
                               {"text": " 借款人情绪激动，注意语气 "})
 
     assert response.status_code == 200
     assert response.json() == {"id": response.json()["id"], "text": "借款人情绪激动，注意语气"}
     case = agents[0].case(claimed)
     assert [(n["text"], n["agent"]) for n in case["notes"]] == [
-        ("借款人情绪激动，注意语气", agents[1].name)]
+        ("借款人情绪激动，注意语气", agents[0].name)]
     assert case["messages"] == []
     chat.assert_quiet()  # never pushed to the borrower
     assert chat.history() == [] and fake_rasa.calls == []
@@ -185,11 +185,11 @@ def test_returning_to_the_bot_with_a_note_resumes_it_and_it_answers_the_borrower
     assert response.status_code == 200, response.text
     assert response.json() == {"case_id": claimed, "status": "returned"}
     events, execute = fake_rasa.calls
-    assert (events.path, events.params) == (
-        f"/conversations/{chat.conversation_id}/tracker/events", {"token": RASA_TOKEN})
+    assert (events.path, events.params, events.user) == (
+        f"/conversations/{chat.conversation_id}/tracker/events", {}, RASA_USER)
     assert events.json == resume_events("身份证已更新")
-    assert (execute.path, execute.params, execute.json) == (
-        f"/conversations/{chat.conversation_id}/execute", {"token": RASA_TOKEN}, {"name": RESUME})
+    assert (execute.path, execute.params, execute.user, execute.json) == (
+        f"/conversations/{chat.conversation_id}/execute", {}, RASA_USER, {"name": RESUME})
     resumed = chat.recv()
     assert (resumed["sender"], resumed["text"], resumed["buttons"]) == ("bot", RESUME_TEXT,
                                                                        BUTTONS)
@@ -263,20 +263,22 @@ def test_an_agent_has_the_bot_run_the_check_on_a_conversation(
     fake_rasa.calls.clear()
     fake_rasa.resume_replies = [{"text": "我重新查了一下：您现在可以借款。", "buttons": BUTTONS}]
 
-    response = agents[1].post(f"/api/agent/conversations/{chat.conversation_id}/run-check")
+    # outside a case, only a supervisor (agent1) may have the bot check a borrower's account
+    response = agents[0].post(f"/api/agent/conversations/{chat.conversation_id}/run-check")
 
     assert response.json() == {"conversation_id": chat.conversation_id, "owner": "bot"}
     events, execute = fake_rasa.calls
-    assert events.json == resume_events("王磊 Wang Lei asked me to check your account again")
+    assert events.json == resume_events("李娜 Li Na asked me to check your account again")
     assert execute.json == {"name": RESUME}
     checked = chat.recv()
     assert (checked["sender"], checked["text"]) == ("bot", "我重新查了一下：您现在可以借款。")
     assert ownership(client, chat.conversation_id)["owner"] == "bot"
 
 
-def test_running_the_check_ends_a_waiting_or_own_case(
+def test_running_the_check_ends_ones_own_case(
         client: TestClient, chat: Chat, agents: list[AgentApi], case_id: int,
         sessions: sessionmaker[Session]):
+    assert agents[1].claim(case_id).status_code == 200
     response = agents[1].post(f"/api/agent/conversations/{chat.conversation_id}/run-check")
 
     assert response.status_code == 200
@@ -294,7 +296,7 @@ def test_running_the_check_on_another_agents_case_is_refused(
     response = agents[1].post(f"/api/agent/conversations/{chat.conversation_id}/run-check")
 
     assert response.status_code == 409 and error_code(response) == "not_your_case"
-    assert agents[1].case(claimed)["status"] == "claimed"
+    assert agents[0].case(claimed)["status"] == "claimed"
     assert ownership(client, chat.conversation_id)["owner"] == "agent"
     assert fake_rasa.calls == []
 

@@ -18,11 +18,20 @@ from desk_support import (
     borrower_token,
     error_code,
     make_settings,
+    subprotocols,
 )
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from desk.auth import InvalidToken, check_password, hash_password, sign, verify
+from desk.auth import BORROWER as BORROWER_AUDIENCE
+from desk.auth import (
+    InvalidToken,
+    check_password,
+    hash_password,
+    key_id,
+    sign,
+    verify,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,61 +40,98 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def forged(claims: dict, secret: str = APP_SECRET) -> str:
-    """A correctly signed token with exactly these claims (no expiry added)."""
-    body = b64(json.dumps(claims).encode())
-    return f"{body}.{b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())}"
+def forged(claims: dict | list, secret: str = APP_SECRET, *, kid: str | None = None,
+           alg: str = "HS256") -> str:
+    """A JWT with exactly these claims, signed by hand (no expiry or audience added)."""
+    header = {"alg": alg, "typ": "JWT", "kid": kid or key_id(secret)}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(mac)}"
+
+
+LATER = 2**40
 
 
 # --- tokens ---------------------------------------------------------------------------------
 
 
-def test_a_signed_token_verifies_to_its_claims_with_an_expiry():
-    token = sign({"borrower_id": "b-1", "locale": "en-US"}, "s3cret", 60)
+def test_a_signed_token_verifies_to_its_claims_with_audience_expiry_and_key_id():
+    token = sign({"borrower_id": "b-1", "locale": "en-US"}, APP_SECRET, BORROWER_AUDIENCE, 60)
 
-    claims = verify(token, "s3cret")
+    claims = verify(token, APP_SECRET, BORROWER_AUDIENCE)
 
     assert claims["borrower_id"] == "b-1" and claims["locale"] == "en-US"
-    assert isinstance(claims["exp"], int)
+    assert claims["aud"] == "relend-borrower"
+    assert claims["exp"] - claims["iat"] == 60
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header["alg"] == "HS256" and header["kid"] == key_id(APP_SECRET)
+
+
+def test_a_hand_signed_token_with_the_right_claims_verifies():
+    """The format is plain HS256 JWT: an app can sign it with any JWT library."""
+    token = forged({"borrower_id": "b-1", "aud": "relend-borrower", "iat": 1, "exp": LATER})
+    assert verify(token, APP_SECRET, BORROWER_AUDIENCE)["borrower_id"] == "b-1"
+
+
+def test_the_previous_secret_still_verifies_during_a_rotation():
+    old = sign({"borrower_id": "b-1"}, "the-previous-secret", BORROWER_AUDIENCE, 60)
+
+    assert verify(old, [APP_SECRET, "the-previous-secret"], BORROWER_AUDIENCE)
+    with pytest.raises(InvalidToken):
+        verify(old, [APP_SECRET, ""], BORROWER_AUDIENCE)
 
 
 def swap_claims(token: str) -> str:
-    _body, mac = token.split(".")
-    return b64(json.dumps({"borrower_id": "b-other", "exp": 2**40}).encode()) + "." + mac
+    header, _body, mac = token.split(".")
+    other = {"borrower_id": "b-other", "aud": "relend-borrower", "iat": 1, "exp": LATER}
+    return f"{header}.{b64(json.dumps(other).encode())}.{mac}"
 
 
 def flip_mac(token: str) -> str:
-    body, mac = token.split(".")
-    return f"{body}.{('A' if mac[0] != 'A' else 'B')}{mac[1:]}"
+    header, body, mac = token.split(".")
+    return f"{header}.{body}.{('A' if mac[0] != 'A' else 'B')}{mac[1:]}"
 
 
 @pytest.mark.parametrize("tamper", [
     pytest.param(swap_claims, id="claims-swapped"),
     pytest.param(flip_mac, id="signature-changed"),
-    pytest.param(lambda t: t.split(".")[0], id="signature-dropped"),
+    pytest.param(lambda t: t.rsplit(".", 1)[0], id="signature-dropped"),
+    pytest.param(lambda t: t.rsplit(".", 1)[0] + ".", id="signature-emptied"),
     pytest.param(lambda t: t + "x", id="signature-extended"),
     pytest.param(lambda t: t.replace(".", ".."), id="extra-dot"),
 ])
 def test_a_tampered_token_is_rejected(tamper):
-    token = sign({"borrower_id": "b-1"}, APP_SECRET, 60)
+    token = sign({"borrower_id": "b-1"}, APP_SECRET, BORROWER_AUDIENCE, 60)
 
     with pytest.raises(InvalidToken):
-        verify(tamper(token), APP_SECRET)
+        verify(tamper(token), APP_SECRET, BORROWER_AUDIENCE)
 
 
 @pytest.mark.parametrize("token", [
-    pytest.param(sign({"borrower_id": "b-1"}, APP_SECRET, -1), id="expired"),
-    pytest.param(sign({"borrower_id": "b-1"}, "another-secret", 60), id="other-secret"),
-    pytest.param(forged({"borrower_id": "b-1"}), id="no-expiry"),
+    pytest.param(sign({"borrower_id": "b-1"}, APP_SECRET, BORROWER_AUDIENCE, -60),
+                 id="expired"),
+    pytest.param(sign({"borrower_id": "b-1"}, "another-secret", BORROWER_AUDIENCE, 60),
+                 id="other-secret"),
+    pytest.param(sign({"borrower_id": "b-1"}, APP_SECRET, "relend-agent", 60),
+                 id="wrong-audience"),
+    pytest.param(forged({"borrower_id": "b-1", "aud": "relend-borrower", "iat": 1}),
+                 id="no-expiry"),
+    pytest.param(forged({"borrower_id": "b-1", "iat": 1, "exp": LATER}), id="no-audience"),
+    pytest.param(forged({"borrower_id": "b-1", "aud": "relend-borrower", "exp": LATER}),
+                 id="no-issued-at"),
+    pytest.param(forged({"borrower_id": "b-1", "aud": "relend-borrower", "iat": 1,
+                         "exp": LATER}, kid="someone-elses-key"), id="unknown-key-id"),
+    pytest.param(forged({"borrower_id": "b-1", "aud": "relend-borrower", "iat": 1,
+                         "exp": LATER}, alg="none"), id="alg-none"),
     pytest.param(forged(["b-1"]), id="not-an-object"),
     pytest.param("", id="empty"),
     pytest.param("no-dot-at-all", id="no-dot"),
-    pytest.param("!!!.???", id="not-base64"),
-    pytest.param("身份.令牌", id="not-ascii"),
+    pytest.param("!!!.???.***", id="not-base64"),
+    pytest.param("身份.令牌.签名", id="not-ascii"),
 ])
 def test_an_expired_foreign_or_malformed_token_is_rejected(token):
     with pytest.raises(InvalidToken):
-        verify(token, APP_SECRET)
+        verify(token, APP_SECRET, BORROWER_AUDIENCE)
 
 
 # --- passwords --------------------------------------------------------------------------------
@@ -144,7 +190,11 @@ BAD_AGENT_AUTH = {
     "basic-scheme": {"Authorization": f"Basic {agent_token(1, 'x')}"},
     "borrower-token": bearer(borrower_token()),
     "expired": bearer(agent_token(1, "李娜 Li Na", ttl=-1)),
-    "no-agent-id": bearer(forged({"name": "x", "exp": 2**40}, AGENT_SECRET)),
+    "no-agent-id": bearer(forged({"ver": 0, "aud": "relend-agent", "iat": 1, "exp": LATER},
+                                 AGENT_SECRET)),
+    "refresh-token": bearer(agent_token(1, audience="relend-agent-refresh")),
+    "revoked": bearer(agent_token(1, version=-1)),
+    "unknown-agent": bearer(agent_token(999)),
 }
 
 
@@ -177,9 +227,10 @@ def test_the_service_token_gets_through(client: TestClient, internal):
 # --- sockets ----------------------------------------------------------------------------------
 
 
-def assert_closed_with(client: TestClient, url: str, code: int) -> None:
+def assert_closed_with(client: TestClient, url: str, token: str, code: int) -> None:
     """The socket is closed with ``code`` (after the handshake, so browsers see the code)."""
-    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(url) as socket:
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(
+            url, subprotocols=subprotocols(token)) as socket:
         socket.receive_json()
     assert closed.value.code == code
 
@@ -190,34 +241,56 @@ def assert_closed_with(client: TestClient, url: str, code: int) -> None:
     pytest.param(borrower_token(ttl=-1), id="expired"),
     pytest.param(borrower_token(secret=AGENT_SECRET), id="wrong-secret"),
     pytest.param(agent_token(1, "李娜 Li Na"), id="agent-token"),
-    pytest.param(forged({"locale": "zh-CN", "exp": 2**40}), id="no-borrower-id"),
-    pytest.param(forged({"borrower_id": "../admin", "exp": 2**40}), id="bad-borrower-id"),
+    pytest.param(forged({"locale": "zh-CN", "aud": "relend-borrower", "iat": 1, "exp": LATER}),
+                 id="no-borrower-id"),
+    pytest.param(forged({"borrower_id": "../admin", "aud": "relend-borrower", "iat": 1,
+                         "exp": LATER}), id="bad-borrower-id"),
 ])
 def test_the_chat_socket_closes_4401_without_a_valid_borrower_token(client: TestClient, token):
-    assert_closed_with(client, f"/ws/chat?token={token}", 4401)
+    assert_closed_with(client, "/ws/chat", token, 4401)
+
+
+def test_a_token_in_the_url_is_not_accepted(client: TestClient):
+    """Tokens travel in the WebSocket subprotocol, never in a URL that proxies log."""
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(
+            f"/ws/chat?token={borrower_token()}") as socket:
+        socket.receive_json()
+    assert closed.value.code == 4401
 
 
 @pytest.mark.parametrize("token", [
     pytest.param("", id="none"),
     pytest.param(borrower_token(), id="borrower-token"),
-    pytest.param(agent_token(1, "李娜 Li Na", ttl=-1), id="expired"),
+    pytest.param(agent_token(1, "李娜 Li Na", ttl=-60), id="expired"),
+    pytest.param(agent_token(1, audience="relend-agent-refresh"), id="refresh-token"),
+    pytest.param(agent_token(1, version=3), id="revoked"),
+    pytest.param(agent_token(999), id="unknown-agent"),
 ])
 def test_the_agent_socket_closes_4401_without_a_valid_agent_token(client: TestClient, token):
-    assert_closed_with(client, f"/ws/agent?token={token}", 4401)
+    assert_closed_with(client, "/ws/agent", token, 4401)
 
 
 # --- the sandbox's demo login -------------------------------------------------------------------
 
 
 def test_demo_login_signs_a_borrower_token_the_chat_accepts(client: TestClient):
-    response = client.post("/api/demo/login", json={"borrower_id": BORROWER, "locale": "en-US"})
+    response = client.post("/api/demo/login",
+                           json={"borrower_id": "demo-eligible", "locale": "en-US"})
     assert response.status_code == 200, response.text
 
-    with client.websocket_connect(f"/ws/chat?token={response.json()['token']}") as socket:
+    with client.websocket_connect("/ws/chat",
+                                  subprotocols=subprotocols(response.json()["token"])) as socket:
         session = socket.receive_json()
 
     assert session["type"] == "session"
-    assert (session["borrower_id"], session["locale"]) == (BORROWER, "en-US")
+    assert (session["borrower_id"], session["locale"]) == ("demo-eligible", "en-US")
+
+
+def test_demo_login_refuses_an_id_that_is_not_a_demo_borrower(client: TestClient):
+    """Otherwise anyone could sign in as any real borrower whose id they know."""
+    response = client.post("/api/demo/login", json={"borrower_id": BORROWER})
+    assert response.status_code == 403 and error_code(response) == "not_a_demo_borrower"
+    assert "token" not in response.json()
 
 
 @pytest.mark.parametrize("body", [

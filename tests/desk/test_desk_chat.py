@@ -7,6 +7,7 @@ import pytest
 from desk_support import (
     BOT_TEXT,
     BUTTONS,
+    CHANNEL_PATH,
     MAX_CHARS,
     TYPING_OFF,
     TYPING_ON,
@@ -15,6 +16,7 @@ from desk_support import (
     Chat,
     FakeRasa,
     borrower_token,
+    subprotocols,
 )
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -43,10 +45,10 @@ def test_a_message_is_acked_stored_forwarded_and_answered(open_chat, fake_rasa: 
     assert reply["sender"] == "bot" and reply["text"] == BOT_TEXT
     assert reply["buttons"] == BUTTONS and reply["conversation_id"] == chat.conversation_id
     assert reply["id"] > ack["id"]
-    [call] = fake_rasa.to("/webhooks/rest/webhook")
+    [call] = fake_rasa.to(CHANNEL_PATH)
     assert call.json == {"sender": chat.conversation_id, "message": "What is my limit?",
                          "metadata": {"borrower_id": "b-2002", "locale": "en-US"}}
-    assert call.params == {}  # the REST channel takes no token
+    assert call.params == {} and not call.refused  # signed in headers, nothing in the URL
     stored = chat.history()
     assert [(m["id"], m["sender"], m["text"], m["client_id"]) for m in stored] == [
         (ack["id"], "borrower", "What is my limit?", "k-1"), (reply["id"], "bot", BOT_TEXT, None)]
@@ -149,15 +151,15 @@ def test_a_bad_frame_gets_an_error_and_nothing_is_stored_or_sent(chat: Chat, fak
     pytest.param(lambda socket: socket.send_bytes(b'{"type": "hello"}'), id="binary-frame"),
 ])
 def test_an_unreadable_frame_closes_4400_and_the_chat_reconnects(client: TestClient, send):
-    url = f"/ws/chat?token={borrower_token()}"
-    with client.websocket_connect(url) as socket:
+    token = subprotocols(borrower_token())
+    with client.websocket_connect("/ws/chat", subprotocols=token) as socket:
         conversation_id = socket.receive_json()["conversation_id"]
         send(socket)
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_json()
     assert closed.value.code == 4400
 
-    with client.websocket_connect(url) as socket:
+    with client.websocket_connect("/ws/chat", subprotocols=token) as socket:
         chat = Chat(socket)
         assert chat.conversation_id == conversation_id
         assert chat.history() == []
@@ -165,8 +167,9 @@ def test_an_unreadable_frame_closes_4400_and_the_chat_reconnects(client: TestCli
 
 def test_reconnecting_finds_the_same_open_conversation(client: TestClient):
     def connect(borrower_id: str, locale: str) -> dict:
-        with client.websocket_connect(f"/ws/chat?token={borrower_token(borrower_id, locale)}"
-                                      ) as socket:
+        with client.websocket_connect(
+                "/ws/chat", subprotocols=subprotocols(borrower_token(borrower_id, locale))
+        ) as socket:
             chat = Chat(socket)
             if borrower_id == "b-1001" and locale == "zh-CN":
                 chat.turn("第一次")
@@ -217,10 +220,11 @@ def test_when_rasa_is_down_the_message_is_kept_and_a_person_is_called(
     owner = client.get(f"/internal/conversations/{chat.conversation_id}", headers=internal)
     assert owner.json() == {"conversation_id": chat.conversation_id, "owner": "agent",
                             "case_id": case["case_id"]}
-    assert feed.next_message()["text"] == "我的额度为什么没了？"
-    assert feed.recv() == {"type": "queue"}
+    assert feed.recv() == {"type": "queue"}  # no live text before an agent takes the case
 
     # still down: the next message reaches the case; no second case, no second notice
+    assert agents[0].claim(case["case_id"]).status_code == 200
+    assert feed.recv() == {"type": "queue"}
     assert chat.rest_of_turn(chat.message("有人吗？")) == [TYPING_OFF]
     assert [c["case_id"] for c in agents[0].queue()] == [case["case_id"]]
     assert feed.next_message()["text"] == "有人吗？"

@@ -78,7 +78,8 @@ def test_a_malformed_handoff_is_a_validation_error(client: TestClient, internal,
 
 
 def test_the_handoff_turns_reply_is_delivered_and_later_bot_replies_are_dropped(
-        client: TestClient, chat: Chat, feed: AgentFeed, fake_rasa: FakeRasa):
+        client: TestClient, chat: Chat, feed: AgentFeed, fake_rasa: FakeRasa,
+        agents: list[AgentApi]):
     # Rasa's handoff action calls the desk while it answers the borrower's message
     [reply] = chat.turn(HANDOFF_PAYLOAD)
     assert (reply["sender"], reply["text"]) == ("bot", HANDOFF_TEXT)
@@ -91,10 +92,17 @@ def test_the_handoff_turns_reply_is_delivered_and_later_bot_replies_are_dropped(
     assert fake_rasa.messages[-1]["message"] == "人呢？"
     assert [(m["sender"], m["text"]) for m in chat.history()] == [
         ("borrower", HANDOFF_PAYLOAD), ("bot", HANDOFF_TEXT), ("borrower", "人呢？")]
-    # and everything the borrower typed reached the agents
-    seen = [feed.next_message() for _ in range(3)]
-    assert [(m["sender"], m["text"]) for m in seen] == [
-        ("borrower", HANDOFF_PAYLOAD), ("bot", HANDOFF_TEXT), ("borrower", "人呢？")]
+    # the case shows everything; live text reaches only the agent who takes the case
+    assert feed.recv() == {"type": "queue"}
+    case_id = ownership(client, chat.conversation_id)["case_id"]
+    assert agents[0].claim(case_id).status_code == 200
+    assert feed.recv() == {"type": "queue"}
+    assert chat.rest_of_turn(chat.message("还在吗？")) == [TYPING_OFF]
+    live = feed.next_message()
+    assert (live["sender"], live["text"]) == ("borrower", "还在吗？")
+    assert [(m["sender"], m["text"]) for m in agents[0].case(case_id)["messages"]] == [
+        ("borrower", HANDOFF_PAYLOAD), ("bot", HANDOFF_TEXT), ("borrower", "人呢？"),
+        ("borrower", "还在吗？")]
 
 
 def test_the_borrowers_messages_reach_the_case(client: TestClient, chat: Chat,

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from desk_support import APP_SECRET, BORROWER, agent_token, borrower_token
+from desk_support import APP_SECRET, agent_token, borrower_token
 
 from desk.api import ASSISTANT_DOWN_ZH
 from tests.conftest import serve_asgi
@@ -44,8 +44,8 @@ def live_desk(migrated_url: str) -> Iterator[str]:
         yield base_url.removeprefix("http://")
 
 
-async def close_code(url: str) -> int | None:
-    async with websockets.connect(url) as ws:
+async def close_code(url: str, token: str) -> int | None:
+    async with websockets.connect(url, subprotocols=["relend.v1", f"auth.{token}"]) as ws:
         with pytest.raises(websockets.ConnectionClosed):
             await ws.recv()
         return ws.close_code
@@ -57,11 +57,13 @@ async def close_code(url: str) -> int | None:
     pytest.param("/ws/agent", agent_token(1, "李娜 Li Na"), id="agent-wrong-secret"),
 ])
 def test_a_browser_is_told_4401_so_the_page_can_log_in_again(live_desk: str, path, token):
-    assert asyncio.run(close_code(f"ws://{live_desk}{path}?token={token}")) == 4401
+    assert asyncio.run(close_code(f"ws://{live_desk}{path}", token)) == 4401
 
 
 async def borrower_turn(base: str, token: str) -> list[dict[str, Any]]:
-    async with websockets.connect(f"ws://{base}/ws/chat?token={token}") as ws:
+    async with websockets.connect(f"ws://{base}/ws/chat",
+                                  subprotocols=["relend.v1", f"auth.{token}"]) as ws:
+        assert ws.subprotocol == "relend.v1"
         frames = [json.loads(await ws.recv())]
         await ws.send(json.dumps({"type": "message", "text": "你好", "client_id": "live-1"}))
         while frames[-1].get("type") != "turn_done":
@@ -70,11 +72,12 @@ async def borrower_turn(base: str, token: str) -> list[dict[str, Any]]:
 
 
 def test_a_borrower_turn_over_the_network_with_rasa_unreachable(live_desk: str):
-    login = httpx.post(f"http://{live_desk}/api/demo/login", json={"borrower_id": BORROWER})
+    login = httpx.post(f"http://{live_desk}/api/demo/login",
+                       json={"borrower_id": "demo-eligible"})
     session, ack, echo, typing_on, typing_off, notice, done = asyncio.run(
         borrower_turn(live_desk, login.json()["token"]))
 
-    assert (session["type"], session["borrower_id"]) == ("session", BORROWER)
+    assert (session["type"], session["borrower_id"]) == ("session", "demo-eligible")
     assert ack == {"type": "ack", "client_id": "live-1", "id": echo["id"]}
     assert (echo["sender"], echo["text"]) == ("borrower", "你好")
     assert (typing_on, typing_off) == ({"type": "typing", "on": True},

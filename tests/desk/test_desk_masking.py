@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from desk_support import MASKED, PRIVATE, AgentApi, AgentFeed, Chat, FakeRasa
+from desk_support import MASKED, PRIVATE, AgentApi, AgentFeed, Chat, FakeRasa, subprotocols
 
 from desk.masking import mask, mask_text
 
@@ -33,6 +33,11 @@ pytestmark = pytest.mark.timeout(30)
                  id="card-19-grouped"),
     # several in one message
     pytest.param(PRIVATE, MASKED, id="all-three"),
+    # any other run of 12 or more digits: first 4 and last 4 kept (tests/security/test_masking.py)
+    pytest.param("订单号 20240315123456", "订单号 2024******3456", id="order-number-14"),
+    pytest.param("订单号 13812345678901", "订单号 1381******8901",
+                 id="order-number-14-like-a-phone"),
+    pytest.param("流水号 12345678901234567890", "流水号 1234************7890", id="reference-20"),
 ])
 def test_private_numbers_are_masked(text, masked):
     assert mask_text(text) == masked
@@ -43,9 +48,7 @@ def test_private_numbers_are_masked(text, masked):
     pytest.param("额度 200000，年化利率 18.25%，共 12 期", id="limit-rate-terms"),
     pytest.param("还款日 2024-03-15，下次 2024/04/15 10:30", id="dates"),
     pytest.param("尾号1234的银行卡", id="card-last-four"),
-    pytest.param("订单号 20240315123456", id="order-number-14"),
-    pytest.param("订单号 13812345678901", id="order-number-14-like-a-phone"),
-    pytest.param("流水号 12345678901234567890", id="reference-20"),
+    pytest.param("申诉编号 AP-2024-000123", id="appeal-id"),
     pytest.param("验证码 123456，客服电话 95588", id="code-and-hotline"),
 ])
 def test_ordinary_numbers_are_left_alone(text):
@@ -74,10 +77,6 @@ def test_agents_see_masked_numbers_and_the_borrower_sees_their_own_text(
     assert bot["text"] == "已记下您的手机号 13812345678"  # the borrower's chat: as sent
     assert [m["text"] for m in chat.history()] == [PRIVATE, bot["text"]]
 
-    # the console, live: the borrower's message and the bot's reply, masked
-    assert feed.next_message()["text"] == MASKED
-    assert feed.next_message()["text"] == "已记下您的手机号 138****5678"
-
     handoff = client.post("/internal/handoffs", headers=internal, json={
         "conversation_id": chat.conversation_id, "reason": "borrower_asked",
         "transcript": [{"sender": "borrower", "text": PRIVATE, "intent": "inform"}],
@@ -94,6 +93,13 @@ def test_agents_see_masked_numbers_and_the_borrower_sees_their_own_text(
     assert case["primary_reason"] == "identity_expired"
     assert [m["text"] for m in case["messages"]] == [MASKED, "已记下您的手机号 138****5678"]
 
+    # the console, live, once the agent took the case: masked too
+    agents[0].claim(case["case_id"])
+    chat.rest_of_turn(chat.message(PRIVATE))
+    frames = [feed.recv() for _ in range(3)]  # queue (handoff), queue (claim), the message
+    assert [f["type"] for f in frames] == ["queue", "queue", "message"]
+    assert frames[-1]["text"] == MASKED
+
 
 def test_an_agent_reply_is_masked_for_other_agents_but_not_for_the_borrower(
         chat: Chat, feed: AgentFeed, agents: list[AgentApi], client, internal):
@@ -101,8 +107,10 @@ def test_an_agent_reply_is_masked_for_other_agents_but_not_for_the_borrower(
                           json={"conversation_id": chat.conversation_id}).json()["case_id"]
     agents[1].claim(case_id)
 
-    agents[1].reply(case_id, "请确认卡号 6222021234567890")
+    with client.websocket_connect("/ws/agent",
+                                  subprotocols=subprotocols(agents[1].token)) as socket:
+        agents[1].reply(case_id, "请确认卡号 6222021234567890")
+        assert AgentFeed(socket).next_message()["text"] == "请确认卡号 6222 **** **** 7890"
 
     assert chat.recv()["text"] == "请确认卡号 6222021234567890"
-    assert feed.next_message()["text"] == "请确认卡号 6222 **** **** 7890"
     assert agents[0].case(case_id)["messages"][-1]["text"] == "请确认卡号 6222 **** **** 7890"

@@ -14,6 +14,7 @@ import websockets
 
 from stack.services import Stack
 from tests.conftest import run_coroutine
+from tests.e2e.channel import api
 
 pytestmark = pytest.mark.servers
 
@@ -25,13 +26,15 @@ class Borrower:
         desk = stack.config.url("desk")
         self.token = requests.post(f"{desk}/api/demo/login", timeout=10, json={
             "borrower_id": borrower_id, "locale": locale}).json()["token"]
-        self.url = desk.replace("http://", "ws://") + f"/ws/chat?token={self.token}"
+        self.url = desk.replace("http://", "ws://") + "/ws/chat"
         self.received: list[dict[str, Any]] = []
 
     async def say(self, text: str, *, wait_for: str | None = "bot", timeout: float = 30
                   ) -> list[dict[str, Any]]:
         """Send a message; return the messages that arrive until one from ``wait_for``."""
-        async with websockets.connect(self.url) as socket:
+        # the desk takes the token as a WebSocket subprotocol, never in the URL
+        async with websockets.connect(self.url, subprotocols=["relend.v1",
+                                                              f"auth.{self.token}"]) as socket:
             session = json.loads(await socket.recv())
             self.conversation_id = session["conversation_id"]
             await socket.send(json.dumps({"type": "message", "text": text,
@@ -72,8 +75,6 @@ class Agent:
 
 
 def test_handoff_agent_reply_pause_guard_and_return(live_stack: Stack) -> None:
-    rasa = live_stack.config.url("rasa")
-    token = live_stack.config.rasa_token
     borrower = Borrower(live_stack, "demo-compliance")
     explained = borrower.run("我还清了为什么借不了")
     assert any("安全核查" in m["text"] for m in explained)
@@ -96,11 +97,11 @@ def test_handoff_agent_reply_pause_guard_and_return(live_stack: Stack) -> None:
     # while the agent owns it, the bot stays silent: a message, a /restart, a new session
     assert borrower.run("好的谢谢，我等一下", wait_for=None, timeout=6) == []
     assert borrower.run("/restart", wait_for=None, timeout=6) == []
-    requests.post(f"{rasa}/conversations/{borrower.conversation_id}/execute?token={token}",
-                  json={"name": "action_session_start"}, timeout=30).raise_for_status()
+    api(live_stack.config, "POST", f"/conversations/{borrower.conversation_id}/execute",
+        json={"name": "action_session_start"}).raise_for_status()
     assert borrower.run("还在吗", wait_for=None, timeout=6) == []
-    tracker = requests.get(f"{rasa}/conversations/{borrower.conversation_id}/tracker"
-                           f"?token={token}", timeout=30).json()
+    tracker = api(live_stack.config, "GET",
+                  f"/conversations/{borrower.conversation_id}/tracker").json()
     assert tracker["paused"] is True
     messages = agent.call("GET", f"/api/agent/cases/{case['case_id']}").json()["messages"]
     assert {"好的谢谢，我等一下", "还在吗"} <= {m["text"] for m in messages}

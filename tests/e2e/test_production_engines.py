@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import psycopg2
 import pytest
-import requests
 
 from stack.services import Stack
 from tests.conftest import free_port, run_coroutine
+from tests.e2e.channel import say
 
 pytestmark = pytest.mark.servers
 
@@ -90,10 +90,7 @@ def test_conversation_is_stored_in_postgres_and_published_to_rabbitmq(
     stack, queue = production_rasa
     sender = f"prod-{uuid.uuid4().hex[:10]}"
     redis_writes_before = _redis_writes()
-    replies = requests.post(f"{stack.config.url('rasa')}/webhooks/rest/webhook", timeout=30,
-                            json={"sender": sender, "message": "还款后为什么借不了",
-                                  "metadata": {"borrower_id": "demo-posting",
-                                               "locale": "zh-CN"}}).json()
+    replies = say(stack.config, sender, "还款后为什么借不了", "demo-posting", "zh-CN")
     assert any("5,000元" in (r.get("text") or "") for r in replies)
 
     with psycopg2.connect(host="127.0.0.1", dbname="test", user="postgres") as conn, \

@@ -1,33 +1,30 @@
-"""The REST channel itself, without the desk: identity only ever comes from the metadata.
+"""The desk channel itself, without the desk: identity only ever comes from the signed
+metadata (never from the text).
 
 Conversations per demo borrower and flow are scripted in tests/conversations/ (python -m qa),
 run through the desk like the app; these cover what a script cannot: a caller with no
-identity at all, and one whose text claims to be someone else.
+identity at all, and one whose text claims to be someone else. What the channel refuses
+(unsigned, altered, stale, replayed) is in tests/security/test_rasa_identity.py.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
-import requests
 
 from stack.services import Stack
+from tests.e2e.channel import say as signed_say
 
 pytestmark = pytest.mark.servers
 
 ZH_QUESTION = "我已经还清了，为什么现在借不了款？"
 
 
-def say(stack: Stack, sender: str, text: str, metadata: dict[str, Any] | None) -> list[dict]:
-    url = f"{stack.config.url('rasa')}/webhooks/rest/webhook"
-    body: dict[str, Any] = {"sender": sender, "message": text}
-    if metadata is not None:
-        body["metadata"] = metadata
-    response = requests.post(url, json=body, timeout=30)
-    response.raise_for_status()
-    return response.json()
+def say(stack: Stack, sender: str, text: str, metadata: dict[str, str] | None) -> list[dict]:
+    metadata = metadata or {}
+    return signed_say(stack.config, sender, text, metadata.get("borrower_id", ""),
+                      metadata.get("locale", ""))
 
 
 def text_of(replies: list[dict]) -> str:

@@ -1,0 +1,1 @@
+"""Rasa input channels of Relend's assistant (listed in credentials.yml)."""

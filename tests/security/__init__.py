@@ -1,0 +1,1 @@
+"""Security tests: each one attacks a real service and checks it refused and changed nothing."""
