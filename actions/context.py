@@ -17,7 +17,7 @@ from rasa_sdk.types import DomainDict
 
 from . import language
 
-BORROWER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+BORROWER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 
 
 def _metadata(tracker: Tracker) -> dict[str, Any]:

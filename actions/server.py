@@ -87,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     from rasa_sdk.constants import APPLICATION_ROOT_LOGGER_NAME
     from rasa_sdk.plugin import plugin_manager
 
-    from common.settings import InsecureSettings
-
     from actions.settings import settings
+    from common.settings import InsecureSettings
 
     try:
         token = action_token()

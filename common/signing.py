@@ -41,9 +41,9 @@ SIGNATURE_HEADER = "X-Relend-Signature"
 DEFAULT_WINDOW_SECONDS = 60
 DEFAULT_MAX_NONCES = 100_000
 
-_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
-_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-_SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}\Z")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}\Z")
+_SIGNATURE = re.compile(r"^[0-9a-f]{64}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -33,9 +33,11 @@ from .service import DeskError
 
 log = logging.getLogger("relend.desk")
 STATIC = Path(__file__).resolve().parent / "static"
-BORROWER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-LOCALE = re.compile(r"^(zh|en)(-[A-Za-z]{2})?$")
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# \Z, not $: "$" also matches before a final newline, which must not pass as an id
+BORROWER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+LOCALE = re.compile(r"^(zh|en)(-[A-Za-z]{2})?\Z")
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+SOCKETS_PER_BORROWER = 5
 SUBPROTOCOL = "relend.v1"  # a page offers it with "auth.<token>": no token in any URL
 RETENTION_EVERY_SECONDS = 3600
 
@@ -146,7 +148,7 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
     agent_keys = [settings.agent_secret, settings.agent_secret_previous]
     # a burst of 10 messages, then one every 3 s (by default) per borrower, whatever the socket
     borrower_rate = RateLimiter(settings.messages_per_minute, 10)
-    # any frame (hello, message, junk) per socket: generous, stops floods
+    # any frame (hello, message, junk) per borrower, whatever the socket: generous, stops floods
     frame_rate = RateLimiter(max(120, settings.messages_per_minute * 6), 60)
     login_by_name = LoginThrottle(settings.login_failures_allowed, settings.login_lockout_seconds)
     login_by_address = LoginThrottle(settings.login_failures_allowed * 10,
@@ -423,6 +425,9 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
         with db() as session:
             conversation = service.open_conversation(session, borrower_id, locale, utc_now())
             conversation_id = conversation.id
+        if len(hub.borrowers.get(conversation_id, ())) >= SOCKETS_PER_BORROWER:
+            await socket.close(code=4429)  # too many open chats for one borrower
+            return
         hub.add_borrower(conversation_id, socket)
         await socket.send_json({"type": "session", "conversation_id": conversation_id,
                                 "borrower_id": borrower_id, "locale": locale})
@@ -433,7 +438,7 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
                 if data in ("binary", "not_json"):
                     await socket.close(code=4400)
                     return
-                wait = frame_rate.take(id(socket))
+                wait = frame_rate.take(borrower_id)
                 if isinstance(data, str) or wait:
                     await socket.send_json(refusal(data, wait))
                     continue
@@ -451,7 +456,6 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
             pass
         finally:
             hub.remove_borrower(conversation_id, socket)
-            frame_rate.forget(id(socket))
 
     async def handle_borrower_message(socket: WebSocket, conversation_id: str,
                                       data: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -460,15 +464,15 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
         if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
             await socket.send_json({"type": "error", "code": "bad_client_id"})
             return
-        if not isinstance(text, str) or not text.strip():
-            await socket.send_json({"type": "error", "code": "empty_message",
-                                    "client_id": client_id})
-            return
-        if len(text) > settings.max_message_chars:
+        if isinstance(text, str) and len(text) > settings.max_message_chars:
             await socket.send_json({"type": "error", "code": "message_too_long",
                                     "client_id": client_id, "limit": settings.max_message_chars})
             return
-        text = service.clean_text(text)
+        text = service.clean_text(text) if isinstance(text, str) else ""
+        if not text:  # nothing left once control characters and spaces are gone
+            await socket.send_json({"type": "error", "code": "empty_message",
+                                    "client_id": client_id})
+            return
         with db() as session:
             if service.has_message(session, conversation_id, client_id):
                 message, created = service.add_message(session, conversation_id, "borrower",

@@ -27,8 +27,9 @@ def _error_body(code: str, message: str) -> bytes:
 
 
 class GuardMiddleware:
-    """Pure ASGI: refuses HTTP bodies over ``max_body_bytes`` (by Content-Length, and by
-    counting what is streamed when there is none) and adds the security headers."""
+    """Pure ASGI: refuses HTTP bodies over ``max_body_bytes`` with ``413`` (by Content-Length,
+    and by reading a body sent without one — at most the limit is ever held) and adds the
+    security headers to every answer."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -42,33 +43,40 @@ class GuardMiddleware:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             await self._too_large(send)
             return
-        received = 0
-        started = False
-
-        async def counted_receive() -> Message:
-            nonlocal received
+        # read the whole (bounded) body first: an error raised while the app reads it would be
+        # turned into a 400 by FastAPI, and the caller must learn the real reason
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body_bytes:
+                await self._too_large(send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.decode("latin-1").lower() not in SECURITY_HEADERS]
                 headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self.app(scope, counted_receive, send_with_headers)
-        except _BodyTooLarge:
-            if not started:
-                await self._too_large(send)
+        await self.app(scope, replay, send_with_headers)
 
     async def _too_large(self, send: Send) -> None:
         body = _error_body("body_too_large",
@@ -77,10 +85,6 @@ class GuardMiddleware:
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class RateLimiter:

@@ -74,7 +74,9 @@ def open_conversation(session: Session, borrower_id: str, locale: str, now: date
     return conversation
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls but tab and newlines; bidirectional overrides and isolates, which could
+# make a message read differently in the agent's console than what was typed
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 

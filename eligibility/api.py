@@ -31,7 +31,7 @@ log = logging.getLogger("relend.eligibility")
 
 API_VERSION = "1.0.0"
 OPEN_PATHS = {"/health", "/v1/openapi.json"}
-IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{8,200}$")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{8,200}\Z")
 # No request body of this API nests deeper than 3 levels (a sandbox fixture: object, list,
 # object). Deeper bodies are refused before they are parsed, so no nesting can make the JSON
 # parser (or anything after it) recurse into a RecursionError.

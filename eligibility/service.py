@@ -19,8 +19,8 @@ from .errors import ServiceError
 from .models import Appeal, Borrower, CreditLine, Decision, ReasonWaiver
 from .records import load_decision_inputs
 
-BORROWER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-APPEAL_ID_PATTERN = re.compile(r"^AP[0-9]{8}-[A-Z0-9]{6}$")
+BORROWER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+APPEAL_ID_PATTERN = re.compile(r"^AP[0-9]{8}-[A-Z0-9]{6}\Z")
 OPEN_APPEAL_STATUSES = ("submitted", "in_review")
 # which status may follow which, for the back office
 APPEAL_TRANSITIONS = {
