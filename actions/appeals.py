@@ -29,7 +29,7 @@ from .conversation import (
 from .explanations import appealable_reason, describe_reason, explain
 from .formatting import money, when
 from .handoff import hand_off
-from .texts import say
+from .texts import button, guarded, say, text
 
 log = logging.getLogger("relend.actions.appeals")
 
@@ -113,6 +113,7 @@ class BeginAppeal(Action):
     def name(self) -> str:
         return "action_begin_appeal"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         explained_before = isinstance(tracker.get_slot("decision"), dict)
@@ -185,7 +186,7 @@ class ValidateAppealForm(FormValidationAction):
             text = ""  # a button payload is not a statement
         meaningful = _ABUSE.sub("", text).strip(" ，。！!?？.~…")
         if len(meaningful) < STATEMENT_MIN_CHARS:
-            # these texts live in texts.py (the domain has no such responses)
+            # these texts live in the catalog, texts/*.yml (the domain has no such responses)
             key = "appeal_statement_abusive" if _ABUSE.search(text) \
                 else "appeal_statement_too_short"
             say(dispatcher, key, lang_of(tracker))
@@ -197,6 +198,7 @@ class AskAppealStatement(Action):
     def name(self) -> str:
         return "action_ask_appeal_statement"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         say(dispatcher, "ask_appeal_statement", lang_of(tracker))
@@ -209,6 +211,7 @@ class AskAppealConfirmed(Action):
     def name(self) -> str:
         return "action_ask_appeal_confirmed"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         lang = lang_of(tracker)
@@ -228,6 +231,7 @@ class FileAppeal(Action):
     def name(self) -> str:
         return "action_file_appeal"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         lang = lang_of(tracker)
@@ -278,49 +282,34 @@ def _status_text(appeal: dict[str, Any], decision: dict[str, Any] | None, lang: 
     now = utc_now()
     tz = (decision or {}).get("timezone")
     appeal_id = appeal.get("appeal_id")
-    submitted = when(appeal.get("submitted_at"), lang, tz, now)
-    respond_by = when(appeal.get("respond_by"), lang, tz, now)
     status = appeal.get("status")
-    note = appeal.get("resolution_note") or ""
-    zh = lang == "zh"
-    if status == "submitted":
-        return (f"您的申诉 {appeal_id}（{submitted}提交）已收到，正在排队等待复核，"
-                f"我们会在{respond_by}前给您答复。" if zh else
-                f"Your appeal {appeal_id} (filed {submitted}) has been received and is waiting "
-                f"for review. You'll hear back by {respond_by}.")
-    if status == "in_review":
-        return (f"您的申诉 {appeal_id} 正在复核中，我们会在{respond_by}前给您答复。" if zh else
-                f"Your appeal {appeal_id} is being reviewed now. You'll hear back by "
-                f"{respond_by}.")
+    if status in ("submitted", "in_review"):
+        return text(f"appeal.status.{status}", lang, appeal_id=appeal_id,
+                    submitted=when(appeal.get("submitted_at"), lang, tz, now),
+                    respond_by=when(appeal.get("respond_by"), lang, tz, now))
     if status == "upheld":
         restored = appeal.get("restored_limit")
-        limit_zh = f"额度已恢复为{money(restored, 'zh')}，" if restored else ""
-        limit_en = f" Your limit has been restored to {money(restored, 'en')}." if restored else ""
-        return (f"好消息：您的申诉 {appeal_id} 已通过，{limit_zh}现在可以重新尝试借款。" if zh else
-                f"Good news: your appeal {appeal_id} was upheld.{limit_en} You can try "
-                "borrowing again now.")
+        limit = text("appeal.status.upheld_restored", lang, limit=money(restored, lang)) \
+            if restored else ""
+        return text("appeal.status.upheld", lang, appeal_id=appeal_id, restored=limit)
     if status == "rejected":
-        return (f"您的申诉 {appeal_id} 经复核未通过，原因：{note or '复核后维持原结果'}。"
-                "如果还有疑问，我可以为您转人工客服。" if zh else
-                f"Your appeal {appeal_id} was reviewed and not upheld: "
-                f"{note or 'the original decision stands'}. If you still have questions, I can "
-                "connect you with a person.")
-    return f"{appeal_id}: {status}"
+        note = appeal.get("resolution_note") or text("appeal.status.rejected_no_note", lang)
+        return text("appeal.status.rejected", lang, appeal_id=appeal_id, note=note)
+    return text("appeal.status.unknown", lang, appeal_id=appeal_id, status=status)
 
 
-_STATUS_NAMES = {"submitted": ("已提交", "submitted"), "in_review": ("复核中", "in review"),
-                 "upheld": ("已通过", "upheld"), "rejected": ("未通过", "not upheld")}
+STATUS_NAMES = ("submitted", "in_review", "upheld", "rejected")  # appeal.status_name.*
 
 
 def _status_name(status: Any, lang: str) -> str:
-    names = _STATUS_NAMES.get(str(status))
-    return (names[0] if lang == "zh" else names[1]) if names else str(status)
+    return text(f"appeal.status_name.{status}", lang) if status in STATUS_NAMES else str(status)
 
 
 class ReportAppealStatus(Action):
     def name(self) -> str:
         return "action_report_appeal_status"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         lang = lang_of(tracker)
@@ -344,10 +333,9 @@ class ReportAppealStatus(Action):
         if len(appeals) > 1:
             others = ", ".join(f"{a.get('appeal_id')} ({_status_name(a.get('status'), lang)})"
                                for a in appeals[1:4])
-            lines.append(f"其他申诉：{others}" if lang == "zh" else f"Earlier appeals: {others}")
+            lines.append(text("appeal.others", lang, others=others))
         rejected = latest.get("status") == "rejected"
-        buttons = [{"title": "转人工客服" if lang == "zh" else "Talk to a person",
-                    "payload": "/request_human"}] if rejected else []
+        buttons = [button("human", "/request_human", lang)] if rejected else []
         dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
         events = offer_events("human" if rejected else None)
         if latest.get("status") == "upheld":

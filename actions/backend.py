@@ -1,24 +1,25 @@
-"""HTTP client of the eligibility service: timeouts, a bounded retry, and typed failures.
+"""HTTP client of the eligibility service: typed failures over the shared HTTP policy.
 
-Every call has a connect and a read timeout. GETs are retried once on connection errors
-and 502/503/504; an appeal POST is retried too, which is safe because it carries an
-Idempotency-Key. Anything else becomes a ``BackendError`` the actions turn into words.
+Timeouts and retries are those of ``actions.http`` (urllib3's ``Retry``): a request that could
+not connect is tried again, and so is a 502/503/504 answer to a GET or to a POST, because
+every POST this client sends carries an ``Idempotency-Key`` (the backend files an appeal once
+per key). A read timeout is not retried. Anything that is not a usable answer becomes a
+``BackendError`` the actions turn into words.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import requests
 
 from .explanations import explanation_problem
+from .http import ServiceClient
 from .settings import ActionSettings
 
 log = logging.getLogger("relend.actions.backend")
 
-RETRYABLE_STATUS = {502, 503, 504}
 DECISION_FIELDS = {"eligible": bool, "available_limit": (int, float), "total_limit": (int, float),
                    "currency": str, "decision_id": str, "reasons": list, "timezone": str}
 
@@ -41,44 +42,22 @@ class BackendRejected(BackendError):
         self.details = details
 
 
-class EligibilityBackend:
+class EligibilityBackend(ServiceClient):
+    idempotent_posts = True  # every POST carries an Idempotency-Key (checked in _request)
+
     def __init__(self, config: ActionSettings, session: requests.Session | None = None) -> None:
-        self.config = config
-        self.http = session or requests.Session()
+        super().__init__(config.backend_url, config.backend_token, config, session)
 
     def _request(self, method: str, path: str, *, json: Any = None,
                  headers: dict[str, str] | None = None, context: str = "") -> Any:
-        url = f"{self.config.backend_url}{path}"
-        all_headers = {"Authorization": f"Bearer {self.config.backend_token}", **(headers or {})}
-        attempts = 1 + max(0, self.config.retries)
-        last: Exception | None = None
-        started = time.monotonic()
-        for attempt in range(1, attempts + 1):
-            # retry only quick failures: a slow one has used the borrower's patience already
-            quick = time.monotonic() - started < self.config.read_timeout / 2
-            try:
-                response = self.http.request(
-                    method, url, json=json, headers=all_headers,
-                    timeout=(self.config.connect_timeout, self.config.read_timeout),
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = exc
-                log.warning("backend %s %s failed (attempt %d/%d) [%s]: %s",
-                            method, path, attempt, attempts, context, exc)
-                if isinstance(exc, requests.ReadTimeout) or \
-                        time.monotonic() - started >= self.config.read_timeout / 2:
-                    break  # the budget is spent: do not make the borrower wait twice
-                if attempt < attempts:  # no pause after the last attempt: nothing follows it
-                    time.sleep(0.1 * attempt)
-                continue
-            if response.status_code in RETRYABLE_STATUS and attempt < attempts and quick \
-                    and time.monotonic() - started < self.config.read_timeout / 2:
-                log.warning("backend %s %s answered %d (attempt %d/%d) [%s]",
-                            method, path, response.status_code, attempt, attempts, context)
-                time.sleep(0.1 * attempt)
-                continue
-            return self._parse(response, method, path, context)
-        raise BackendError(f"{method} {path} failed: {last}")
+        if method == "POST" and "Idempotency-Key" not in (headers or {}):
+            raise ValueError(f"POST {path} without an Idempotency-Key could be filed twice")
+        try:
+            response = self.request(method, path, json=json, headers=headers)
+        except requests.RequestException as exc:
+            log.warning("backend %s %s failed [%s]: %s", method, path, context, exc)
+            raise BackendError(f"{method} {path} failed: {exc}") from exc
+        return self._parse(response, method, path, context)
 
     @staticmethod
     def _parse(response: requests.Response, method: str, path: str, context: str) -> Any:

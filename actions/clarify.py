@@ -9,22 +9,18 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from .conversation import lang_of, offer_events
-from .texts import say
+from .texts import guarded, say, text
 
-# what each topic is called on a button, in both languages
-TOPICS = {
-    "cannot_borrow_after_repayment": ("为什么还款后借不了", "Why can't I borrow?"),
-    "ask_limit_restore_time": ("额度什么时候恢复", "When is my limit back?"),
-    "limit_reduced_or_closed": ("额度被降低或关闭", "Limit lowered or closed"),
-    "ask_improve_eligibility": ("怎样才能再借款", "How can I qualify again?"),
-    "ask_repayment_status": ("还款有没有到账", "Has my repayment arrived?"),
-    "request_appeal": ("我要申诉", "I want to appeal"),
-    "check_appeal_status": ("申诉进度", "Appeal status"),
-    "report_app_error": ("App出错了", "The app shows an error"),
-    "request_human": ("转人工客服", "Talk to a person"),
-}
+# the intents a clarifying button may name; each is called topic.<intent> in the catalog
+TOPICS = ("cannot_borrow_after_repayment", "ask_limit_restore_time", "limit_reduced_or_closed",
+          "ask_improve_eligibility", "ask_repayment_status", "request_appeal",
+          "check_appeal_status", "report_app_error", "request_human")
 DEFAULT_TOPICS = ("cannot_borrow_after_repayment", "ask_limit_restore_time", "request_human")
 FALLBACK_INTENT = "nlu_fallback"
+
+
+def topic_button(intent: str, lang: str) -> dict[str, str]:
+    return {"title": text(f"topic.{intent}", lang), "payload": f"/{intent}"}
 
 
 def _user_intents(tracker: Tracker) -> list[str]:
@@ -36,10 +32,10 @@ class Clarify(Action):
     def name(self) -> str:
         return "action_clarify"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         lang = lang_of(tracker)
-        index = 0 if lang == "zh" else 1
         intents = _user_intents(tracker)
         if len(intents) >= 2 and intents[-2] == FALLBACK_INTENT:
             say(dispatcher, "offer_human_after_misses", lang_of(tracker))
@@ -51,7 +47,7 @@ class Clarify(Action):
                 break
             if topic not in likely:
                 likely.append(topic)
-        buttons = [{"title": TOPICS[name][index], "payload": f"/{name}"} for name in likely]
+        buttons = [topic_button(name, lang) for name in likely]
         say(dispatcher, "clarify", lang, extra_buttons=buttons)
         return offer_events(None)
 
@@ -63,10 +59,10 @@ class DefaultFallback(Action):
     def name(self) -> str:
         return "action_default_fallback"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
-        index = 0 if lang_of(tracker) == "zh" else 1
-        buttons = [{"title": TOPICS[t][index], "payload": f"/{t}"} for t in DEFAULT_TOPICS]
+        buttons = [topic_button(name, lang_of(tracker)) for name in DEFAULT_TOPICS]
         say(dispatcher, "clarify", lang_of(tracker), extra_buttons=buttons)
         return [UserUtteranceReverted()]
 
@@ -77,6 +73,7 @@ class DeclineOffer(Action):
     def name(self) -> str:
         return "action_decline_offer"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         say(dispatcher, "anything_else", lang_of(tracker))

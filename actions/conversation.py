@@ -20,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from . import language
 from .backend import BackendError, BorrowerUnknown, EligibilityBackend
 from .settings import settings
-from .texts import say
+from .texts import TextError, say, text_failed
 
 log = logging.getLogger("relend.actions")
 
@@ -82,6 +82,10 @@ async def current_decision(tracker: Tracker, dispatcher: CollectingDispatcher,
         log.warning("borrower unknown to the backend [%s]", context)
         say(dispatcher, "account_not_found", lang_of(tracker))
         raise DecisionUnavailable("unknown borrower", offer_events("human")) from None
+    except TextError as exc:
+        # the decision is fine, a text to explain it is broken: not a backend failure
+        events = text_failed(dispatcher, lang_of(tracker), exc, f"decision check [{context}]")
+        raise DecisionUnavailable("text", events) from exc
     except BackendError as exc:
         log.error("eligibility unavailable [%s]: %s", context, exc)
         say(dispatcher, "backend_unavailable", lang_of(tracker))

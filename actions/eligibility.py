@@ -19,7 +19,7 @@ from .conversation import (
 )
 from .explanations import explain
 from .settings import settings
-from .texts import say
+from .texts import guarded, say, text
 
 FOCUS_BY_INTENT = {
     "cannot_borrow_after_repayment": "explain",
@@ -29,10 +29,8 @@ FOCUS_BY_INTENT = {
     "ask_repayment_status": "repayment_status",
     "disagree_with_decision": "disagree",
 }
-OTHER_PRODUCTS = {
-    "jiebei": ("借呗", "Jiebei"), "huabei": ("花呗", "Huabei"),
-    "weilidai": ("微粒贷", "Weilidai"), "xinyongdai": ("信用贷", "other credit loans"),
-}
+# other lenders' products a borrower may name (product.name.<code> in the catalog)
+OTHER_PRODUCTS = ("jiebei", "huabei", "weilidai", "xinyongdai")
 
 
 def product_note(tracker: Tracker, lang: str) -> tuple[str | None, list[EventType]]:
@@ -43,12 +41,10 @@ def product_note(tracker: Tracker, lang: str) -> tuple[str | None, list[EventTyp
              if e.get("entity") == "product" and e.get("value") in OTHER_PRODUCTS]
     if not named:
         return None, []
-    zh, en = OTHER_PRODUCTS[named[0]]
     config = settings()
-    note = (f"（说明：我是{config.product_name_zh}的助手，下面是您在{config.product_name_zh}的"
-            f"额度情况；{zh}的账户我这里看不到。）" if lang == "zh" else
-            f"(Just so you know: I'm the {config.product_name_en} assistant, so below is your "
-            f"{config.product_name_en} account; I can't see {en} accounts.)")
+    ours = config.product_name_zh if lang == "zh" else config.product_name_en
+    note = text("product.note", lang, product=ours,
+                other=text(f"product.name.{named[0]}", lang))
     return note, [SlotSet("product_note_shown", True)]
 
 
@@ -58,6 +54,7 @@ class ExplainDecision(Action):
     def name(self) -> str:
         return "action_explain_decision"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         try:
@@ -85,6 +82,7 @@ class ReportAppError(Action):
     def name(self) -> str:
         return "action_report_app_error"
 
+    @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import cache
 from typing import Any
 
 import requests
@@ -28,7 +29,8 @@ from rasa_sdk.types import DomainDict
 
 from .conversation import DecisionUnavailable, current_decision, lang_of, offer_events, utc_now
 from .explanations import explain
-from .settings import settings
+from .http import ServiceClient
+from .settings import ActionSettings, settings
 from .texts import say
 
 log = logging.getLogger("relend.actions.handoff")
@@ -37,20 +39,33 @@ TRANSCRIPT_LIMIT = 200
 NOT_TOPICS = {"affirm", "deny", "cancel", "greet", "goodbye", "thank", "nlu_fallback", None, ""}
 
 
-def _desk(method: str, path: str, **kwargs: Any) -> Any:
-    config = settings()
-    response = requests.request(
-        method, f"{config.desk_url}{path}",
-        headers={"Authorization": f"Bearer {config.desk_token}"},
-        timeout=(config.connect_timeout, config.read_timeout), **kwargs)
-    response.raise_for_status()
-    return response.json()
+class Desk(ServiceClient):
+    """The support desk's internal API, under the shared HTTP policy (``actions.http``).
+
+    Its POSTs are not repeated once sent: opening a case carries no idempotency key, and the
+    desk's check for an open case is not atomic. A request that could not connect is."""
+
+    def __init__(self, config: ActionSettings, session: requests.Session | None = None) -> None:
+        super().__init__(config.desk_url, config.desk_token, config, session)
+
+    def call(self, method: str, path: str, *, json: Any = None) -> Any:
+        """The answer's JSON; ``requests.HTTPError`` for an error status, ``ValueError`` for
+        an answer that is not JSON, any other ``requests.RequestException`` for no answer."""
+        response = self.request(method, path, json=json)
+        response.raise_for_status()
+        return response.json()
+
+
+@cache
+def get_desk() -> Desk:
+    return Desk(settings())
 
 
 async def desk_says_agent_owns(conversation_id: str) -> bool | None:
     """True/False from the desk, or None when the desk cannot be asked."""
     try:
-        body = await asyncio.to_thread(_desk, "GET", f"/internal/conversations/{conversation_id}")
+        body = await asyncio.to_thread(get_desk().call, "GET",
+                                      f"/internal/conversations/{conversation_id}")
     except requests.HTTPError as exc:
         if exc.response is not None and exc.response.status_code == 404:
             return False
@@ -123,7 +138,8 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker,
     """Open a case for agents and pause the bot; shared by every handoff trigger."""
     payload = case_payload(tracker, reason)
     try:
-        case = await asyncio.to_thread(_desk, "POST", "/internal/handoffs", json=payload)
+        case = await asyncio.to_thread(get_desk().call, "POST", "/internal/handoffs",
+                                      json=payload)
     except (requests.RequestException, ValueError) as exc:
         log.error("handoff failed [conversation=%s reason=%s]: %s",
                   tracker.sender_id, reason, exc)

@@ -10,7 +10,9 @@ Run: .venv/bin/python benchmarks/backend_eligibility.py [--seconds 10]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,19 +46,32 @@ def prepare(url: str) -> None:
 
 
 def serve(url: str, port: int) -> subprocess.Popen[bytes]:
+    """The server (uvicorn and its workers) in a process group of its own: ``stop`` ends them
+    all, even when it did not start."""
     env = {"RELEND_BACKEND_WORKERS": "2", **os.environ, "RELEND_ENV": "sandbox",
            "RELEND_BACKEND_DB_URL": url,
            "RELEND_BACKEND_TOKEN": TOKEN,
            "RELEND_BACKEND_PORT": str(port), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "eligibility", "serve"], cwd=ROOT, env=env)
-    for _ in range(100):
+    proc = subprocess.Popen([sys.executable, "-m", "eligibility", "serve"], cwd=ROOT, env=env,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60  # a busy machine starts two workers slowly
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
                 return proc
         except requests.ConnectionError:
             time.sleep(0.1)
-    proc.kill()
+    stop(proc)
     raise RuntimeError("backend did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):  # the group is gone already
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+            return
 
 
 def bench(label: str, url: str, seconds: float) -> None:
@@ -84,8 +99,7 @@ def bench(label: str, url: str, seconds: float) -> None:
                   f"rps={s['rps']:7.0f}  p50={s['p50_ms']:6.2f} ms  p99={s['p99_ms']:6.2f} ms  "
                   f"errors={s['errors']}", flush=True)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
 def main() -> int:

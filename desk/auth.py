@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -25,6 +26,10 @@ AGENT = "relend-agent"
 AGENT_REFRESH = "relend-agent-refresh"
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 10
+# what a borrower token may claim; \Z, not $: "$" also matches before a final newline, which
+# must not pass as an id
+BORROWER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+LOCALE = re.compile(r"^(zh|en)(-[A-Za-z]{2})?\Z")
 
 
 class InvalidToken(Exception):

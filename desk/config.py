@@ -21,6 +21,9 @@ SANDBOX_DEFAULTS = {
     "agent_secret": "relend-sandbox-agent-secret",
     "channel_secret": "relend-sandbox-channel-secret",
     "rasa_jwt_secret": "relend-sandbox-rasa-jwt-secret",
+    # the eligibility backend's public sandbox token: only the demo login uses it, and the demo
+    # login is refused in production, so production never needs it
+    "backend_token": "relend-sandbox-token",
 }
 
 
@@ -51,6 +54,9 @@ class DeskSettings(BaseSettings):
     demo_agent_password: str = Field("relend-demo", env="RELEND_DEMO_AGENT_PASSWORD")
     rasa_url: str = Field("http://127.0.0.1:5005", env="RELEND_RASA_URL")
     rasa_timeout: float = Field(15.0, env="RELEND_RASA_TIMEOUT")
+    # the eligibility backend, asked for the sandbox's demo borrowers (demo login only)
+    backend_url: str = Field("http://127.0.0.1:8081", env="RELEND_BACKEND_URL")
+    backend_token: str = Field("", env="RELEND_BACKEND_TOKEN")
     max_message_chars: int = Field(2000, env="RELEND_DESK_MAX_MESSAGE_CHARS")
     borrower_token_ttl_seconds: int = Field(12 * 3600, env="RELEND_DESK_TOKEN_TTL")
     agent_token_ttl_seconds: int = Field(15 * 60, env="RELEND_AGENT_TOKEN_TTL")
@@ -88,7 +94,7 @@ class DeskSettings(BaseSettings):
     def _demo_agents(cls, value: bool | None, values: dict[str, Any]) -> bool:
         return _sandbox_default(value, values, True)
 
-    @validator("rasa_url")
+    @validator("rasa_url", "backend_url")
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select, update
@@ -30,6 +30,10 @@ DEFAULT_CANNED = (
     ("结束 Closing", "还有其他问题吗？如果没有，我先结束这次对话，祝您生活愉快。",
      "Is there anything else? If not, I'll close this conversation. Take care."),
 )
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class DeskError(Exception):

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "seed":
             from common.db import make_engine, make_session_factory
 
-            from .api import utc_now
+            from .deps import utc_now
             from .seed import seed
 
             engine = make_engine(settings.database_url)

@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     appeal_response_hours: int = Field(72, ge=1, env="RELEND_APPEAL_RESPONSE_HOURS")
     min_drawdown: int = Field(500, ge=0, env="RELEND_MIN_DRAWDOWN")
     currency: str = Field("CNY", env="RELEND_CURRENCY")
-    # the fixture route PUT /v1/backoffice/sandbox/borrowers/{id}: unset means on in the
-    # sandbox, off in production (where turning it on is refused)
+    # the sandbox routes (eligibility/routes/sandbox.py: the fixture route
+    # PUT /v1/backoffice/sandbox/borrowers/{id}, GET /v1/sandbox/demo-borrowers): unset means
+    # on in the sandbox, off in production (where turning it on is refused)
     sandbox_fixtures: bool | None = Field(None, env="RELEND_BACKEND_SANDBOX")
 
     class Config:

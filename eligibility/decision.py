@@ -1,19 +1,28 @@
 """Compute a borrower's eligibility decision from their records at a given moment.
 
-Pure functions over already-loaded records: no I/O, no clock. ``evaluate`` is the one
-entry point; each ``_check_*`` function returns the reason it finds, or None.
+Pure functions over the read model of ``eligibility.records`` (what ``load_decision_inputs``
+loads): no I/O, no clock. ``evaluate`` is the one entry point; each ``_check_*`` function
+returns the reason it finds, or None.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .models import Borrower, FundingQuotaWindow, Incident, RiskPolicy
 from .reasons import REASONS, sort_key
-from .records import BorrowerRecords
+from .records import (
+    BorrowerRecords,
+    DecisionInputs,
+    IncidentRow,
+    LoanRow,
+    OverdueRecordRow,
+    PolicyRow,
+    QuotaWindowRow,
+    RepaymentRow,
+)
 
 SCORE_THRESHOLD = 600
 FREQUENT_APPLICATIONS_MIN = 6
@@ -68,20 +77,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def evaluate(
-    borrower: Borrower | BorrowerRecords,
-    *,
-    now: datetime,
-    policies: Sequence[RiskPolicy] = (),
-    quota_windows: Sequence[FundingQuotaWindow] = (),
-    incidents: Sequence[Incident] = (),
-    min_drawdown_cents: int = 50_000,
-) -> Evaluation:
-    """Decide whether ``borrower`` can borrow at ``now``, and every reason why not.
+def evaluate(inputs: DecisionInputs, *, now: datetime, min_drawdown_cents: int = 50_000
+             ) -> Evaluation:
+    """Decide whether the borrower of ``inputs`` can borrow at ``now``, and every reason why not.
 
-    ``policies``, ``quota_windows`` and ``incidents`` may include ones that do not apply
-    to this borrower (other segments, partners, periods): they are filtered here.
+    The shared records (policies, quota windows, incidents) may include ones that do not apply
+    at ``now``: their dates are checked here.
     """
+    borrower = inputs.borrower
     line = borrower.credit_line
     closed = line is None or line.status == "closed"
     total = 0 if closed else line.total_limit_cents
@@ -97,10 +100,10 @@ def evaluate(
         _check_overdue(borrower, now),
         _check_identity(borrower, now),
         _check_risk_review(borrower, now),
-        _check_risk_policy(borrower, policies, now),
+        _check_risk_policy(borrower, inputs.policies, now),
         _check_credit_score(borrower, now),
-        _check_incident(borrower, incidents, now),
-        _check_funding_quota(borrower, quota_windows, now),
+        _check_incident(borrower, inputs.incidents, now),
+        _check_funding_quota(borrower, inputs.quota_windows, now),
         _check_open_loans_cap(borrower),
     ]
     if not closed:
@@ -136,7 +139,7 @@ def _is_posting(posted_at: datetime | None, paid_at: datetime, now: datetime) ->
     return paid_at <= now and (posted_at is None or posted_at > now)
 
 
-def _waived(borrower: Borrower, reason: Reason) -> bool:
+def _waived(borrower: BorrowerRecords, reason: Reason) -> bool:
     if reason.evidence_at is None:
         return False
     return any(
@@ -149,7 +152,7 @@ def _future(value: datetime | None, now: datetime) -> datetime | None:
     return value if value is not None and value > now else None
 
 
-def _check_line_closed(borrower: Borrower) -> Reason | None:
+def _check_line_closed(borrower: BorrowerRecords) -> Reason | None:
     line = borrower.credit_line
     if line is None:
         return Reason("CREDIT_LINE_CLOSED", True, {"closed_at": None, "closed_reason": "no_line"})
@@ -167,7 +170,7 @@ def _check_line_closed(borrower: Borrower) -> Reason | None:
     )
 
 
-def _check_compliance_hold(borrower: Borrower, now: datetime) -> Reason | None:
+def _check_compliance_hold(borrower: BorrowerRecords, now: datetime) -> Reason | None:
     active = [h for h in borrower.holds if h.placed_at <= now and (
         h.released_at is None or h.released_at > now)]
     if not active:
@@ -182,9 +185,9 @@ def _check_compliance_hold(borrower: Borrower, now: datetime) -> Reason | None:
     )
 
 
-def _check_overdue(borrower: Borrower, now: datetime) -> Reason | None:
+def _check_overdue(borrower: BorrowerRecords, now: datetime) -> Reason | None:
     """The late repayment that keeps borrowing paused longest, if any still does."""
-    worst: tuple[datetime | None, Any] | None = None
+    worst: tuple[datetime | None, OverdueRecordRow] | None = None
     for record in borrower.overdue_records:
         if record.due_date > now:
             continue
@@ -219,7 +222,7 @@ def _check_overdue(borrower: Borrower, now: datetime) -> Reason | None:
     )
 
 
-def _check_identity(borrower: Borrower, now: datetime) -> Reason | None:
+def _check_identity(borrower: BorrowerRecords, now: datetime) -> Reason | None:
     docs = borrower.identity_documents
     if not docs:
         return Reason(
@@ -248,7 +251,7 @@ def _check_identity(borrower: Borrower, now: datetime) -> Reason | None:
     )
 
 
-def _check_risk_review(borrower: Borrower, now: datetime) -> Reason | None:
+def _check_risk_review(borrower: BorrowerRecords, now: datetime) -> Reason | None:
     done = [r for r in borrower.risk_reviews if r.reviewed_at <= now]
     if not done or done[-1].passed:
         return None
@@ -263,7 +266,7 @@ def _check_risk_review(borrower: Borrower, now: datetime) -> Reason | None:
 
 
 def _check_risk_policy(
-    borrower: Borrower, policies: Iterable[RiskPolicy], now: datetime
+    borrower: BorrowerRecords, policies: Iterable[PolicyRow], now: datetime
 ) -> Reason | None:
     active = [
         p for p in policies
@@ -288,7 +291,7 @@ def _check_risk_policy(
     )
 
 
-def _check_credit_score(borrower: Borrower, now: datetime) -> Reason | None:
+def _check_credit_score(borrower: BorrowerRecords, now: datetime) -> Reason | None:
     snapshots = [s for s in borrower.credit_scores if s.recorded_at <= now]
     if not snapshots or snapshots[-1].score >= SCORE_THRESHOLD:
         return None
@@ -335,7 +338,7 @@ def _check_credit_score(borrower: Borrower, now: datetime) -> Reason | None:
 
 
 def _check_incident(
-    borrower: Borrower, incidents: Iterable[Incident], now: datetime
+    borrower: BorrowerRecords, incidents: Iterable[IncidentRow], now: datetime
 ) -> Reason | None:
     active = [
         i for i in incidents
@@ -364,7 +367,7 @@ def _check_incident(
 
 
 def _check_funding_quota(
-    borrower: Borrower, windows: Iterable[FundingQuotaWindow], now: datetime
+    borrower: BorrowerRecords, windows: Iterable[QuotaWindowRow], now: datetime
 ) -> Reason | None:
     active = [
         w for w in windows
@@ -382,11 +385,11 @@ def _check_funding_quota(
     )
 
 
-def _open_loans(borrower: Borrower) -> list[Any]:
+def _open_loans(borrower: BorrowerRecords) -> list[LoanRow]:
     return [loan for loan in borrower.loans if loan.outstanding_cents > 0]
 
 
-def _check_open_loans_cap(borrower: Borrower) -> Reason | None:
+def _check_open_loans_cap(borrower: BorrowerRecords) -> Reason | None:
     line = borrower.credit_line
     open_loans = _open_loans(borrower)
     if line is None or len(open_loans) < line.max_open_loans:
@@ -400,7 +403,7 @@ def _check_open_loans_cap(borrower: Borrower) -> Reason | None:
 
 
 def _check_repayment_posting(
-    posting: list[Any], posting_cents: int, short_of_minimum: bool, now: datetime
+    posting: list[RepaymentRow], posting_cents: int, short_of_minimum: bool, now: datetime
 ) -> Reason | None:
     if not posting:
         return None
@@ -425,7 +428,7 @@ def _check_repayment_posting(
 
 
 def _check_limit_in_use(
-    borrower: Borrower, in_use_cents: int, short_of_minimum: bool
+    borrower: BorrowerRecords, in_use_cents: int, short_of_minimum: bool
 ) -> Reason | None:
     if in_use_cents <= 0:
         return None
@@ -449,7 +452,7 @@ def _check_limit_in_use(
 
 
 def _check_limit_reduced(
-    borrower: Borrower, short_of_minimum: bool, now: datetime
+    borrower: BorrowerRecords, short_of_minimum: bool, now: datetime
 ) -> Reason | None:
     line = borrower.credit_line
     if (

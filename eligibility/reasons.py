@@ -79,18 +79,6 @@ SCORE_FACTORS = (
     "LONG_INACTIVITY",
 )
 
-# Self-service actions a reason may offer (clients render them in the borrower's language).
-SELF_SERVICE_ACTIONS = (
-    "reverify_identity",
-    "repay_loan_early",
-    "repay_overdue",
-    "avoid_new_credit_applications",
-    "reduce_debt",
-    "use_line_regularly",
-    "wait_for_posting",
-    "retry_later",
-)
-
 
 def sort_key(code: str, blocking: bool) -> tuple[int, int]:
     """Blocking reasons first, then by catalogue rank (most important first)."""

@@ -85,6 +85,17 @@ class BorrowerProfile(BaseModel):
     timezone: str
 
 
+class DemoBorrower(BaseModel):
+    borrower_id: str
+    name: str = Field(..., description="The borrower's display name.")
+    situation: str = Field(..., description="What the demo shows, in a line (English).")
+    locale: str
+
+
+class DemoBorrowerList(BaseModel):
+    borrowers: list[DemoBorrower] = Field(..., description="In the seed's order.")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -106,5 +117,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 __all__ = [
     "Appeal", "AppealList", "AppealRequest", "AppealTransition", "BorrowerProfile",
-    "EligibilityDecision", "Error", "Health", "Reason", "StrictStr", "error_responses",
+    "DemoBorrower", "DemoBorrowerList", "EligibilityDecision", "Error", "Health", "Reason",
+    "StrictStr", "error_responses",
 ]

@@ -35,6 +35,11 @@ from .models import (
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = timedelta(days=1)
+# what the shared records of ``_shared_records`` apply to: a borrower is in one of them only
+# when its builder puts it there
+TIGHTENED_SEGMENT = "demo-tightened"  # a risk policy tightened for the segment
+QUOTA_PARTNER = "demo-partner-c"  # a funding partner whose daily quota is used up
+INCIDENT_PARTNER = "demo-partner-d"  # a funding partner with a disbursement incident
 BORROWER_TABLES = (ReasonWaiver, Appeal, Decision, Repayment, OverdueRecord, Loan, RiskReview,
                    CreditScore, IdentityDocument, ComplianceHold, CreditLine)
 
@@ -153,7 +158,10 @@ def risk_review(b: Builder) -> None:
 
 
 def risk_policy(b: Builder) -> None:
+    """Healthy records of its own; what stops it is the segment's tightened risk policy, a
+    shared record (``_shared_records``) that applies to every borrower in the segment."""
     _healthy(b, 8000)
+    b.borrower.segment = TIGHTENED_SEGMENT
 
 
 def score_drop(b: Builder) -> None:
@@ -194,12 +202,12 @@ def compliance(b: Builder) -> None:
 
 def funding(b: Builder) -> None:
     _healthy(b, 20000)
-    b.borrower.funding_partner = "demo-partner-c"
+    b.borrower.funding_partner = QUOTA_PARTNER
 
 
 def incident(b: Builder) -> None:
     _healthy(b, 20000)
-    b.borrower.funding_partner = "demo-partner-d"
+    b.borrower.funding_partner = INCIDENT_PARTNER
 
 
 def closed(b: Builder) -> None:
@@ -218,7 +226,7 @@ def reduced(b: Builder) -> None:
 
 def posting_and_incident(b: Builder) -> None:
     repayment_posting(b)
-    b.borrower.funding_partner = "demo-partner-d"
+    b.borrower.funding_partner = INCIDENT_PARTNER
 
 
 def id_score_funding(b: Builder) -> None:
@@ -226,7 +234,7 @@ def id_score_funding(b: Builder) -> None:
     b.identity(expires_in=-10 * DAY, verified_ago=2000 * DAY)
     b.score(690, days_ago=50)
     b.score(572, days_ago=4, inquiries_count=11, inquiries_window_days=30)
-    b.borrower.funding_partner = "demo-partner-c"
+    b.borrower.funding_partner = QUOTA_PARTNER
 
 
 def overdue_reduced_in_use(b: Builder) -> None:
@@ -283,14 +291,14 @@ DEMO_NAMES = {
 def _shared_records(now: datetime) -> list[object]:
     """Records that apply to a segment or a funding partner rather than one borrower."""
     return [
-        RiskPolicy(id="DEMO-POLICY-2026Q4", segment="demo-tightened",
+        RiskPolicy(id="DEMO-POLICY-2026Q4", segment=TIGHTENED_SEGMENT,
                    title="Q4 limit tightening for short-history borrowers",
                    effective_from=now - 12 * DAY, effective_until=local(now, 33, 0),
                    next_review_at=local(now, 18, 0)),
-        FundingQuotaWindow(funding_partner="demo-partner-c", exhausted_at=now - timedelta(hours=1),
+        FundingQuotaWindow(funding_partner=QUOTA_PARTNER, exhausted_at=now - timedelta(hours=1),
                            reopens_at=local(now, 1, 10)),
         Incident(id="DEMO-INC-0001", kind="incident",
-                 title="Disbursement delays at partner bank D", funding_partner="demo-partner-d",
+                 title="Disbursement delays at partner bank D", funding_partner=INCIDENT_PARTNER,
                  started_at=now - timedelta(minutes=40),
                  expected_end_at=now + timedelta(hours=3)),
     ]
@@ -315,8 +323,7 @@ def seed(session: Session, now: datetime) -> list[str]:
     for demo in DEMO_BORROWERS:
         borrower = Borrower(
             id=demo.id, display_name=DEMO_NAMES[demo.id], locale=demo.locale,
-            timezone="Asia/Shanghai",
-            segment="demo-tightened" if demo.id == "demo-policy" else "standard",
+            timezone="Asia/Shanghai", segment="standard",
             funding_partner="partner-a", created_at=now - 900 * DAY,
             last_drawdown_at=now - 30 * DAY,
         )

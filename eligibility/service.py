@@ -69,10 +69,7 @@ def compute_decision(
     if inputs is None:
         raise _not_found(borrower_id)
     borrower = inputs.borrower
-    result = evaluate(
-        borrower, now=now, policies=inputs.policies, quota_windows=inputs.quota_windows,
-        incidents=inputs.incidents, min_drawdown_cents=min_drawdown * 100,
-    )
+    result = evaluate(inputs, now=now, min_drawdown_cents=min_drawdown * 100)
     body: dict[str, Any] = {
         "borrower_id": borrower.id,
         "eligible": result.eligible,
@@ -88,6 +85,9 @@ def compute_decision(
         body["decision_id"] = inputs.latest_decision_id
     else:
         body["decision_id"] = _record_decision(session, borrower.id, body, fingerprint, now)
+    # ends the transaction (with the new decision, or the read alone): the connection goes back
+    # to the pool here, in the worker thread, and closing the session afterwards costs nothing
+    session.commit()
     body["checked_at"] = now.isoformat().replace("+00:00", "Z")
     return body
 
@@ -97,16 +97,14 @@ def _fingerprint(payload: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _record_decision(
-    session: Session, borrower_id: str, body: dict[str, Any], fingerprint: str, now: datetime
-) -> str:
-    """Store a decision whose answer differs from the borrower's latest one."""
+def _record_decision(session: Session, borrower_id: str, body: dict[str, Any], fingerprint: str,
+                     now: datetime) -> str:
+    """Add a decision whose answer differs from the borrower's latest one (the caller commits)."""
     decision_id = "dec_" + uuid.uuid4().hex[:24]
     session.add(Decision(
         id=decision_id, borrower_id=borrower_id, fingerprint=fingerprint, created_at=now,
         payload=body,
     ))
-    session.commit()
     return decision_id
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from junitparser import Error, Failure, TestCase, TestSuite
 
 from stack.config import StackConfig
 
@@ -130,19 +131,22 @@ def report(results: list[ScriptResult]) -> str:
 
 
 def write_junit(results: list[ScriptResult], path: Path) -> None:
-    suite = ET.Element("testsuite", name="qa-conversations", tests=str(len(results)),
-                       failures=str(sum(bool(r.failures) for r in results)),
-                       errors=str(sum(r.error is not None for r in results)),
-                       time=f"{sum(r.seconds for r in results):.2f}")
+    """One JUnit test suite, a test case per script (junitparser writes the XML)."""
+    suite = TestSuite("qa-conversations")
     for result in results:
-        case = ET.SubElement(suite, "testcase", classname=str(result.script.path),
-                             name=result.script.name, time=f"{result.seconds:.2f}")
+        case = TestCase(result.script.name, classname=str(result.script.path),
+                        time=round(result.seconds, 2))
+        outcomes: list[Error | Failure] = []
         if result.error:
-            ET.SubElement(case, "error", message=result.error).text = (
-                f"conversation {result.conversation_id}")
+            outcomes.append(Error(result.error))
+            outcomes[-1].text = f"conversation {result.conversation_id}"
         for failure in result.failures:
-            ET.SubElement(case, "failure", message="; ".join(failure.problems)).text = (
+            outcomes.append(Failure("; ".join(failure.problems)))
+            outcomes[-1].text = (
                 f"turn {failure.index} (line {failure.step.line}): {failure.step.describe()}\n"
                 f"bot said:\n{failure.actual}\nconversation {result.conversation_id}")
+        if outcomes:
+            case.result = outcomes
+        suite.add_testcase(case)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    suite.write(str(path))

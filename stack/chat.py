@@ -15,25 +15,27 @@ from typing import Any
 import requests
 import websockets
 
-from eligibility.seed import DEMO_BORROWERS, DEMO_NAMES
-
 from .config import StackConfig
 
 QUIT = {"/quit", "/exit", "/q"}
 
 
-def pick_borrower() -> tuple[str, str]:
+def pick_borrower(config: StackConfig) -> tuple[str, str]:
+    """The demo borrowers as the chat page lists them (the desk's sandbox directory)."""
+    demos = requests.get(f"{config.url('desk')}/api/demo/borrowers", timeout=10
+                         ).json()["borrowers"]
     print("\nDemo borrowers:")
-    for i, demo in enumerate(DEMO_BORROWERS, 1):
-        print(f"  {i:>2}. {demo.id:<24} {DEMO_NAMES[demo.id]:<10} {demo.situation}")
+    for i, demo in enumerate(demos, 1):
+        print(f"  {i:>2}. {demo['borrower_id']:<24} {demo['name']:<10} {demo['situation']}")
     while True:
         choice = input("Pick a borrower [1]: ").strip() or "1"
-        if choice.isdigit() and 1 <= int(choice) <= len(DEMO_BORROWERS):
-            demo = DEMO_BORROWERS[int(choice) - 1]
+        if choice.isdigit() and 1 <= int(choice) <= len(demos):
+            demo = demos[int(choice) - 1]
             break
-        print(f"Type a number from 1 to {len(DEMO_BORROWERS)}.")
-    locale = input(f"App language, zh-CN or en-US [{demo.locale}]: ").strip() or demo.locale
-    return demo.id, locale if locale in ("zh-CN", "en-US") else demo.locale
+        print(f"Type a number from 1 to {len(demos)}.")
+    default = demo["locale"]
+    locale = input(f"App language, zh-CN or en-US [{default}]: ").strip() or default
+    return demo["borrower_id"], locale if locale in ("zh-CN", "en-US") else default
 
 
 class TerminalChat:
@@ -92,7 +94,7 @@ class TerminalChat:
 
 
 def run_chat(config: StackConfig) -> int:
-    borrower_id, locale = pick_borrower()
+    borrower_id, locale = pick_borrower(config)
     try:
         return asyncio.run(TerminalChat().run(config, borrower_id, locale))
     except KeyboardInterrupt:

@@ -145,6 +145,5 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                          for p in sorted(Path(config.log_dir).glob("*.log")))
         stack.stop()
         pytest.fail(f"the stack did not start: {exc}\n{logs}")
-    os.environ.setdefault("RELEND_E2E_STACK", "1")
     yield stack
     stack.stop()

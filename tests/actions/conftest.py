@@ -4,9 +4,11 @@
   (``eligibility.seed`` + ``eligibility.service.compute_decision`` over in-memory SQLite at a
   fixed ``NOW``), so these tests never drift from the backend contract. ``decide`` does the
   same for a borrower a test builds with ``eligibility.seed.Builder``.
-- ``backend`` / ``desk``: fake HTTP layers. ``backend`` is mounted on the actions' own
-  ``requests.Session``; ``desk`` stands in for ``requests.request`` in ``actions.handoff``.
-  Both record every request and answer from canned ``(status, body)`` pairs or exceptions.
+- ``backend`` / ``desk``: fake networks under the actions' own HTTP clients
+  (``get_backend()`` and ``get_desk()``). Only the connections are fake: each client keeps its
+  session, adapter and urllib3 retry policy, so every attempt the policy makes reaches the
+  fake, which records it and answers from canned ``(status, body)`` pairs or failures.
+  ``fake_http()`` makes one more, to put under any ``requests.Session``.
 - ``make_tracker`` and ``run``: build a ``rasa_sdk.Tracker`` and run an action on it.
 
 Helpers are handed to tests as fixtures (a conftest is not imported by test modules).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,11 +33,13 @@ import requests
 import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
-from requests.adapters import BaseAdapter
 from sqlalchemy.orm import Session
+from urllib3 import HTTPConnectionPool, HTTPResponse
+from urllib3.connection import HTTPConnection
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import Timeout
 
 import actions.appeals
-import actions.backend
 import actions.conversation
 import actions.eligibility
 import actions.handoff
@@ -121,75 +126,134 @@ class Call:
     timeout: Any
 
 
-Answer = Any  # (status, body) -- a dict/list body is sent as JSON, a str as text -- or an exception
+# (status, body) -- a dict/list body is sent as JSON, a str as text -- or a failure of the wire:
+#   requests.ConnectTimeout   connecting timed out (nothing was sent)
+#   requests.ConnectionError  the connection was refused (nothing was sent)
+#   requests.ReadTimeout      sent, but no answer within the read timeout
+#   another OSError           sent, then the connection broke (say, ConnectionResetError)
+# Any other exception is raised to the caller as it is (AssertionError fails the test).
+Answer = Any
 
 
-class FakeHttp(BaseAdapter):
-    """Answers requests by (method, path) from canned answers, recording every request.
+class FakeHttp:
+    """A network that answers requests by (method, path) from canned answers, recording every
+    request that reaches it.
 
+    ``serve(session)`` puts it under a session's adapters, in place of the connections
+    urllib3 would open: the session's retry policy runs for real, and each attempt is a call.
     ``on(method, path, *answers)``: answers are used in turn, the last one repeatedly. A
     request nobody expected fails the test.
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self.routes: dict[tuple[str, str], list[Answer]] = {}
         self.calls: list[Call] = []
-        self.sleeps: list[float] = []  # the backend client's pauses between attempts
-        self.clock = 0.0  # what time.monotonic() returns to the client: move it to make calls slow
+        connection = type("FakeConnection", (_FakeConnection,), {"fake": self})
+        self.pool = type("FakePool", (_FakePool,), {"fake": self, "ConnectionCls": connection})
 
     def on(self, method: str, path: str, *answers: Answer) -> FakeHttp:
         self.routes[(method, path)] = list(answers)
         return self
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
-        path = urlsplit(request.url).path
-        body = json.loads(request.body) if request.body else None
-        self.calls.append(Call(request.method or "", path, dict(request.headers), body, timeout))
-        answers = self.routes.get((request.method or "", path))
-        if not answers:
-            raise AssertionError(f"unexpected request: {request.method} {request.url}")
-        answer = answers.pop(0) if len(answers) > 1 else answers[0]
-        if isinstance(answer, BaseException):
-            raise answer
-        status, content = answer
-        response = requests.Response()
-        response.status_code = status
-        response.request = request
-        response.url = request.url or ""
-        response.encoding = "utf-8"
-        if isinstance(content, (dict, list)):
-            response._content = json.dumps(content, ensure_ascii=False).encode()
-            response.headers["Content-Type"] = "application/json"
-        else:
-            response._content = str(content).encode()
-            response.headers["Content-Type"] = "text/plain"
-        return response
+    def serve(self, session: requests.Session) -> FakeHttp:
+        for adapter in session.adapters.values():
+            adapter.poolmanager.clear()
+            # http only: an https request fails rather than reach the real network
+            adapter.poolmanager.pool_classes_by_scheme = {"http": self.pool}
+        session.trust_env = False  # no proxy from the environment: this is the whole network
+        return self
 
-    def close(self) -> None:
-        pass
+    def record(self, method: str, url: str, headers: Any, body: Any, timeout: Any) -> None:
+        if isinstance(timeout, Timeout):
+            timeout = (timeout.connect_timeout, timeout.read_timeout)
+        self.calls.append(Call(method, urlsplit(url).path, dict(headers or {}),
+                               json.loads(body) if body else None, timeout))
+
+    def answer(self, method: str, url: str) -> Answer:
+        answers = self.routes.get((method, urlsplit(url).path))
+        if not answers:
+            raise AssertionError(f"unexpected request: {method} {url}")
+        return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def paths(self, method: str | None = None) -> list[str]:
         return [c.path for c in self.calls if method in (None, c.method)]
 
 
+class _FakePool(HTTPConnectionPool):
+    """urllib3's pool, retries and all; each attempt is recorded with its timeouts."""
+
+    fake: FakeHttp
+
+    def urlopen(self, method: str, url: str, body: Any = None, headers: Any = None,
+                retries: Any = None, redirect: bool = True, assert_same_host: bool = True,
+                timeout: Any = None, **kwargs: Any) -> Any:
+        self.fake.record(method, url, headers, body, timeout)
+        return super().urlopen(method, url, body, headers, retries, redirect, assert_same_host,
+                               timeout=timeout, **kwargs)
+
+
+class _FakeConnection(HTTPConnection):
+    """A connection that never opens a socket: it fails or answers as the fake says."""
+
+    fake: FakeHttp
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, *,
+                chunked: bool = False, preload_content: bool = True, decode_content: bool = True,
+                enforce_content_length: bool = True) -> None:
+        answer = self.fake.answer(method, url)
+        if isinstance(answer, requests.ConnectTimeout):
+            raise ConnectTimeoutError(self, f"connecting timed out ({answer})")
+        if isinstance(answer, requests.ConnectionError):
+            raise NewConnectionError(self, f"Failed to establish a new connection: {answer}")
+        if isinstance(answer, BaseException) and not isinstance(answer, OSError):
+            raise answer
+        self._sent = (answer, method, url, preload_content, decode_content)
+
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        answer, method, url, preload_content, decode_content = self._sent
+        if isinstance(answer, requests.ReadTimeout):
+            raise TimeoutError("timed out")  # urllib3 makes it a ReadTimeoutError
+        if isinstance(answer, BaseException):
+            raise answer
+        status, content = answer
+        if isinstance(content, (dict, list)):
+            data = json.dumps(content, ensure_ascii=False).encode()
+            kind = "application/json"
+        else:
+            data, kind = str(content).encode(), "text/plain; charset=utf-8"
+        return HTTPResponse(body=io.BytesIO(data), status=status, version=11,
+                            version_string="HTTP/1.1",
+                            headers={"Content-Type": kind, "Content-Length": str(len(data))},
+                            preload_content=preload_content, decode_content=decode_content,
+                            request_method=method, request_url=url)
+
+
 class ActionConfig:
     """``configure_actions(RELEND_X="...")``: set the actions' environment and read it afresh.
 
-    A new environment means a new backend client: the fake backend, if any, moves onto it."""
+    A new environment means new HTTP clients: the fake networks, if any, move under them."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.monkeypatch = monkeypatch
-        self.backend_fake: FakeHttp | None = None
+        self.fakes: list[tuple[FakeHttp, Callable[[], Any]]] = []
 
     def __call__(self, **env: str) -> None:
         for name, value in env.items():
             self.monkeypatch.setenv(name, value)
+        self.forget()
+        for fake, client in self.fakes:
+            fake.serve(client().http)
+
+    def serve(self, fake: FakeHttp, client: Callable[[], Any]) -> FakeHttp:
+        """Put ``fake`` under the client ``client()`` returns, now and after every change."""
+        self.fakes.append((fake, client))
+        return fake.serve(client().http)
+
+    @staticmethod
+    def forget() -> None:
         settings.cache_clear()
         actions.conversation.get_backend.cache_clear()
-        if self.backend_fake is not None:
-            actions.conversation.get_backend().http.mount("http://", self.backend_fake)
+        actions.handoff.get_desk.cache_clear()
 
 
 @pytest.fixture
@@ -201,30 +265,25 @@ def configure_actions(monkeypatch: pytest.MonkeyPatch) -> Iterator[ActionConfig]
                RELEND_BACKEND_READ_TIMEOUT=str(READ_TIMEOUT),
                RELEND_BACKEND_RETRIES="1", RELEND_DECISION_MAX_AGE_SECONDS="300")
     yield _configure
-    settings.cache_clear()
-    actions.conversation.get_backend.cache_clear()
+    _configure.forget()
 
 
 @pytest.fixture
-def backend(configure_actions: ActionConfig, monkeypatch: pytest.MonkeyPatch) -> FakeHttp:
-    """The eligibility service, faked on the actions' own HTTP session."""
-    fake = FakeHttp()
-    configure_actions.backend_fake = fake
-    actions.conversation.get_backend().http.mount("http://", fake)
-    # record the pauses between attempts instead of sleeping
-    monkeypatch.setattr(actions.backend, "time", SimpleNamespace(
-        sleep=fake.sleeps.append, monotonic=lambda: fake.clock))
-    return fake
+def backend(configure_actions: ActionConfig) -> FakeHttp:
+    """The eligibility service, faked under the actions' own client (``get_backend()``)."""
+    return configure_actions.serve(FakeHttp(), actions.conversation.get_backend)
 
 
 @pytest.fixture
-def desk(configure_actions: ActionConfig, monkeypatch: pytest.MonkeyPatch) -> FakeHttp:
-    """The support desk, faked behind ``requests.request`` as ``actions.handoff`` calls it."""
-    fake = FakeHttp()
-    session = requests.Session()
-    session.mount("http://", fake)
-    monkeypatch.setattr(actions.handoff.requests, "request", session.request)
-    return fake
+def desk(configure_actions: ActionConfig) -> FakeHttp:
+    """The support desk, faked under the actions' own client (``actions.handoff.get_desk()``)."""
+    return configure_actions.serve(FakeHttp(), actions.handoff.get_desk)
+
+
+@pytest.fixture
+def fake_http() -> Callable[[], FakeHttp]:
+    """``fake_http()``: a new fake network, for ``.serve(session)`` under any session."""
+    return FakeHttp
 
 
 # --- the clock -----------------------------------------------------------------------------------

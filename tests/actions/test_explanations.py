@@ -2,6 +2,8 @@
 
 Decisions come from the backend's own code (see conftest: the demo borrowers seeded at
 NOW = Tue 10 Mar 2026, 12:00 in Shanghai), so every figure below is one the seed wrote.
+Expected texts are written here or in golden/explanations.yml (reviewed by hand, entry by
+entry): never produced by the code under test while the test runs.
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from actions.explanations import DESCRIBERS, HUMAN_REASONS, describe_reason, explain
+import actions.eligibility
+from actions.eligibility import ExplainDecision
+from actions.explanations import DESCRIBERS, describe_reason, explain
 from eligibility.models import Incident, OverdueRecord, RiskPolicy
 from eligibility.reasons import REASONS
 from eligibility.seed import DEMO_BORROWERS, Builder
@@ -153,26 +159,40 @@ def test_secondary_reasons_appear_in_one_line(decisions: dict[str, Any], now: da
     assert all(figure in also[0] for figure in ("5,800", "15,000", "6,000"))
 
 
+# what each demo borrower is offered after the explanation: an appeal where the main reason
+# can be appealed, a person for a security hold, nothing when the main reason is something
+# to wait for or fix oneself (or when they can borrow)
+OFFER_TO = {
+    "demo-eligible": None, "demo-posting": None, "demo-in-use": None, "demo-loan-cap": None,
+    "demo-risk-review": "appeal", "demo-policy": "appeal", "demo-score-drop": "appeal",
+    "demo-score-inactive": "appeal", "demo-overdue": "appeal", "demo-id-expired": None,
+    "demo-compliance": "human", "demo-funding": None, "demo-incident": None,
+    "demo-closed": "appeal", "demo-reduced": None,  # eligible: the cut is only a note
+    "demo-posting-incident": None,
+    "demo-id-score-funding": None,  # the ID comes first, and it cannot be appealed
+    "demo-overdue-reduced": "appeal",
+}
+
+
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("borrower_id", [d.id for d in DEMO_BORROWERS])
 def test_appealable_reasons_offer_an_appeal_and_others_do_not(
         decisions: dict[str, Any], now: datetime, borrower_id: str, lang: str) -> None:
-    decision = decisions[borrower_id]
-    explanation = explain(decision, lang=lang, now=now)
-    blocking = [r for r in decision["reasons"] if r["blocking"]]
-    main = blocking[0] if blocking else None
-    if main is not None and main["code"] in HUMAN_REASONS:
-        assert explanation.offer == "human"
-        assert [b["payload"] for b in explanation.buttons] == ["/request_human"]
-    elif main is not None and main["appealable"]:
-        assert explanation.offer == "appeal"
-        assert [b["payload"] for b in explanation.buttons] == ["/request_appeal", "/request_human"]
-        assert ("申诉" if lang == "zh" else "appeal") in explanation.text.splitlines()[-1]
-        titles = {"zh": ["提交申诉", "转人工客服"], "en": ["File an appeal", "Talk to a person"]}
-        assert [b["title"] for b in explanation.buttons] == titles[lang]
+    explanation = explain(decisions[borrower_id], lang=lang, now=now)
+    offer = OFFER_TO[borrower_id]
+    assert explanation.offer == offer
+    titles = [b["title"] for b in explanation.buttons]
+    if offer == "human":
+        assert titles == (["转人工客服"] if lang == "zh" else ["Talk to a person"])
+        assert "申诉" not in explanation.text and "appeal" not in explanation.text.lower()
+    elif offer == "appeal":
+        assert titles == (["提交申诉", "转人工客服"] if lang == "zh"
+                          else ["File an appeal", "Talk to a person"])
+        assert explanation.text.splitlines()[-1] == (
+            "如果您认为这个结果有误，我可以帮您提交申诉，由专人复核。" if lang == "zh" else
+            "If you think this is wrong, I can file an appeal for a person to review.")
     else:
-        assert explanation.offer is None
-        assert "/request_appeal" not in [b["payload"] for b in explanation.buttons]
+        assert explanation.buttons == []
         assert "申诉" not in explanation.text and "appeal" not in explanation.text.lower()
 
 
@@ -482,3 +502,201 @@ def test_describe_reason_gives_a_one_line_summary(decisions: dict[str, Any], now
         overdue["reasons"][0], overdue, lang=lang, now=now)
     assert describe_reason({"code": "SOMETHING_NEW", "details": {}}, overdue, lang=lang,
                            now=now) == "SOMETHING_NEW"
+
+
+# --- what action_explain_decision sends each demo borrower ---------------------------------------
+
+
+GOLDEN = Path(__file__).parent / "golden" / "explanations.yml"
+# what a reader checks first in each answer, against the seed (docs/demo-borrowers.md): the
+# amounts, the dates (NOW is Tue 10 Mar 2026, 12:00 in Shanghai), the reason and the next step
+KEY_FACTS: dict[str, dict[str, list[str]]] = {
+    "demo-eligible": {  # 20,000 of 20,000 free
+        "zh": ["好消息", "可借额度20,000元"],
+        "en": ["Good news", "¥20,000 is available"]},
+    "demo-posting": {  # 5,000 repaid ten minutes ago (11:50), posts in two hours (14:00)
+        "zh": ["还款5,000元", "今天 11:50", "今天 14:00（约2小时后）", "不需要做任何操作"],
+        "en": ["repayment of ¥5,000", "today at 11:50", "today at 14:00 (in about 2 hours)",
+               "Nothing to do on your side"]},
+    "demo-in-use": {  # 1 of 12 paid, 4,583.33 owed, 5,000 - 4,583.33 = 416.67 < 500
+        "zh": ["已还1/12期", "还剩4,583.33元", "可借只有416.67元", "最低借款500元", "提前还清"],
+        "en": ["1 of 12 instalments paid", "¥4,583.33 still to repay", "¥416.67 is available",
+               "minimum loan of ¥500", "Repaying part or all of the loan early"]},
+    "demo-loan-cap": {  # three open loans, the cap is three
+        "zh": ["3笔借款未还清", "同时在借3笔的上限", "还清其中任意一笔"],
+        "en": ["3 loans open", "Once any one of them is fully repaid"]},
+    "demo-risk-review": {  # not passed 5 days ago (5 Mar), next review in 25 days (4 Apr)
+        "zh": ["3月5日的定期综合评估中暂未通过", "下一次评估预计在4月4日", "提交申诉"],
+        "en": ["didn't pass its periodic review on 5 Mar", "next review is planned on 4 Apr",
+               "file an appeal"]},
+    "demo-policy": {  # since 12 days ago (26 Feb), until 33 days from now (12 Apr)
+        "zh": ["自2月26日起", "一部分客户", "持续到4月12日", "与您个人的还款表现无关", "提交申诉"],
+        "en": ["Since 26 Feb", "a group of customers", "until 12 Apr",
+               "isn't about how you have repaid", "file an appeal"]},
+    "demo-score-drop": {  # 712 -> 598 < 600; late elsewhere 20 days ago; 9 applications
+        "zh": ["从712降到了598", "600分及以上", "2月18日在其他机构有1笔逾期记录", "近30天有9次",
+               "接下来30天尽量不要新申请", "评分预计4月3日更新", "提交申诉"],
+        "en": ["from 712 to 598", "600 or more", "with another lender (latest 18 Feb)",
+               "9 credit applications or checks in the last 30 days",
+               "Avoid new loan or card applications for the next 30 days", "updated on 3 Apr",
+               "file an appeal"]},
+    "demo-score-inactive": {  # 655 -> 581: debt ratio 0.78, no drawdown for 420 days
+        "zh": ["从655降到了581", "负债率偏高（约78%）", "420天没有使用", "降低整体负债"],
+        "en": ["from 655 to 581", "high debt ratio (about 78%)", "no borrowing for 420 days",
+               "Bring your overall debt down"]},
+    "demo-overdue": {  # due 29 Jan, 12 days late, cleared 10 Feb: 90 days -> 11 May
+        "zh": ["1月29日到期", "逾期了12天", "已于2月10日还清", "90天的观察期",
+               "5月11日之后可以重新借款"],
+        "en": ["due on 29 Jan", "12 days late", "settled on 10 Feb", "90-day cooling-off",
+               "you can borrow again after 11 May"]},
+    "demo-id-expired": {  # expired 3 days ago (7 Mar)
+        "zh": ["身份证已于3月7日过期", "我的 › 设置 › 身份信息", "几分钟"],
+        "en": ["expired on 7 Mar", "Me › Settings › Identity", "a few minutes"]},
+    "demo-compliance": {  # since 2 days ago (8 Mar), review expected in 3 days (13 Mar)
+        "zh": ["安全核查", "自3月8日起", "3月13日", "转接人工客服"],
+        "en": ["security check", "since 8 Mar", "13 Mar", "I can connect you with one"]},
+    "demo-funding": {  # today's quota used up; reopens tomorrow at 10:00
+        "zh": ["今天的放款资金额度已经用完", "和您的账户无关", "明天 10:00"],
+        "en": ["Today's lending funds", "nothing to do with your account", "tomorrow at 10:00"]},
+    "demo-incident": {  # DEMO-INC-0001, over in 3 hours (15:00)
+        "zh": ["DEMO-INC-0001", "预计今天 15:00恢复", "不是您账户的问题"],
+        "en": ["DEMO-INC-0001", "back today at 15:00", "not by your account"]},
+    "demo-closed": {  # closed 14 days ago (24 Feb) for inactivity, was 15,000
+        "zh": ["2月24日关闭", "长期没有使用", "关闭前额度15,000元", "提交申诉"],
+        "en": ["closed on 24 Feb", "not been used for a long time", "¥15,000", "file an appeal"]},
+    "demo-reduced": {  # 50,000 -> 20,000 nine days ago (1 Mar), periodic review; eligible
+        "zh": ["好消息", "3月1日从50,000元调整为20,000元", "定期评估"],
+        "en": ["Good news", "from ¥50,000 to ¥20,000 on 1 Mar after a periodic review"]},
+    "demo-posting-incident": {  # the incident (until 15:00) first; the 5,000 posts at 14:00
+        "zh": ["DEMO-INC-0001", "另外：您的还款5,000元还在入账中，预计今天 14:00",
+               "今天 15:00之后再试"],
+        "en": ["DEMO-INC-0001", "Also: your repayment of ¥5,000 is still posting",
+               "try again after today at 15:00"]},
+    "demo-id-score-funding": {  # ID expired 10 days ago (28 Feb); score 572; quota until 10:00
+        "zh": ["身份证已于2月28日过期", "另外：信用评分降到了572", "明天 10:00", "身份信息"],
+        "en": ["expired on 28 Feb", "Also: your credit score is 572", "tomorrow at 10:00",
+               "Me › Settings › Identity"]},
+    "demo-overdue-reduced": {  # due 13 Feb, 5 days late, cleared 18 Feb -> 19 May; 5,800 in use
+        "zh": ["2月13日到期", "逾期了5天", "已于2月18日还清", "5月19日之前不能重新借款",
+               "仍占用5,800元额度", "从15,000元调整为6,000元"],
+        "en": ["due on 13 Feb", "5 days late", "settled on 18 Feb",
+               "you cannot borrow again before 19 May", "¥5,800 is still in use",
+               "from ¥15,000 to ¥6,000"]},
+}
+# the borrowers with at least one appealable reason (blocking or not)
+HAS_APPEALABLE_REASON = {
+    "demo-risk-review", "demo-policy", "demo-score-drop", "demo-score-inactive", "demo-overdue",
+    "demo-closed", "demo-reduced", "demo-id-score-funding", "demo-overdue-reduced"}
+
+
+@pytest.fixture(scope="module")
+def reviewed() -> dict[str, Any]:
+    return yaml.safe_load(GOLDEN.read_text(encoding="utf-8"))
+
+
+def test_the_golden_file_and_the_key_facts_cover_every_demo_borrower(
+        reviewed: dict[str, Any]) -> None:
+    demo_ids = [d.id for d in DEMO_BORROWERS]
+    assert list(reviewed) == demo_ids and list(KEY_FACTS) == demo_ids
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("borrower_id", [d.id for d in DEMO_BORROWERS])
+def test_explain_decision_for_every_demo_borrower(
+        make_tracker: Callable[..., Any], run: Callable[..., Any], backend: Any,
+        decisions: dict[str, Any], reviewed: dict[str, Any], borrower_id: str,
+        lang: str) -> None:
+    backend.on("GET", f"/v1/borrowers/{borrower_id}/eligibility",
+               (200, decisions[borrower_id]))
+    outcome = run(ExplainDecision(), make_tracker("?", "cannot_borrow_after_repayment",
+                                                  borrower=borrower_id, lang=lang))
+    [message] = outcome.messages
+    for fact in KEY_FACTS[borrower_id][lang]:
+        assert fact in message["text"], f"{fact!r} missing from:\n{message['text']}"
+    golden = reviewed[borrower_id]
+    assert message["text"] == golden[lang]["text"]
+    assert message["buttons"] == golden[lang]["buttons"]
+    assert outcome.slots["primary_reason"] == golden["primary_reason"]
+    assert outcome.slots["pending_offer"] == golden["offer"]
+    assert outcome.slots["appealable"] is (borrower_id in HAS_APPEALABLE_REASON)
+    [call] = backend.calls  # conftest: token "test-token", timeouts 0.2 s / 0.5 s
+    assert (call.method, call.path) == ("GET", f"/v1/borrowers/{borrower_id}/eligibility")
+    assert call.headers["Authorization"] == "Bearer test-token"
+    assert call.timeout == (0.2, 0.5)
+
+
+# the answer each eligibility question gets (the focus action_explain_decision asks for)
+FOCUS_OF_INTENT = {
+    "cannot_borrow_after_repayment": "explain",
+    "ask_limit_restore_time": "restore_time",
+    "ask_improve_eligibility": "improve",
+    "limit_reduced_or_closed": "reduced_or_closed",
+    "ask_repayment_status": "repayment_status",
+    "disagree_with_decision": "disagree",
+}
+# demo-overdue-reduced in English: cooling-off until 19 May 12:00 (cleared 18 Feb 12:00 + 90
+# days), 5,800 in use of a limit cut from 15,000 to 6,000 on 18 Feb (200 free)
+COOLING_OFF = ("An instalment due on 13 Feb was paid 5 days late (settled on 18 Feb). After a "
+               "late payment there is a 90-day cooling-off period, so you cannot borrow again "
+               "before 19 May.")
+ALSO = ("Also: ¥5,800 is still in use by open loans and your limit was lowered from ¥15,000 "
+        "to ¥6,000.")
+APPEAL = "If you think this is wrong, I can file an appeal for a person to review."
+ANSWER_TO: dict[str, list[str]] = {  # the lines each question's answer must have, in order
+    "cannot_borrow_after_repayment": [
+        COOLING_OFF, ALSO, "Next step: Try again after 19 May; keep other repayments on time "
+        "meanwhile.", APPEAL],
+    "ask_limit_restore_time": [
+        "The earliest you can borrow again is after 19 May at 12:00.", COOLING_OFF, ALSO],
+    "ask_improve_eligibility": [
+        COOLING_OFF, ALSO, "What you can do:",
+        "1. Try again after 19 May; keep other repayments on time meanwhile.",
+        "2. Repaying part or all of the loan early frees that amount once it posts."],
+    "limit_reduced_or_closed": [
+        "Your total limit was changed from ¥15,000 to ¥6,000 on 18 Feb because of a late "
+        "payment; ¥200 is available now."],
+    "ask_repayment_status": [
+        "All your repayments have posted. What stops borrowing right now is this:",
+        COOLING_OFF],
+    # explain() words "disagree" exactly as "explain": the appeal offer is the answer
+    "disagree_with_decision": [COOLING_OFF, ALSO, APPEAL],
+}
+
+
+def test_every_eligibility_question_has_its_expected_answer_here() -> None:
+    # a question added to the action needs its expectation written above
+    assert set(actions.eligibility.FOCUS_BY_INTENT) == set(FOCUS_OF_INTENT) == set(ANSWER_TO)
+
+
+@pytest.mark.parametrize("intent", sorted(FOCUS_OF_INTENT))
+def test_each_eligibility_question_gets_its_focus(
+        make_tracker: Callable[..., Any], run: Callable[..., Any], backend: Any,
+        decisions: dict[str, Any], monkeypatch: pytest.MonkeyPatch, intent: str) -> None:
+    asked: list[str] = []
+
+    def spy(decision: dict[str, Any], **kwargs: Any) -> Any:
+        asked.append(kwargs["focus"])
+        return explain(decision, **kwargs)
+
+    monkeypatch.setattr(actions.eligibility, "explain", spy)
+    backend.on("GET", "/v1/borrowers/demo-overdue-reduced/eligibility",
+               (200, decisions["demo-overdue-reduced"]))
+    outcome = run(ExplainDecision(),
+                  make_tracker("?", intent, borrower="demo-overdue-reduced", lang="en"))
+    assert asked == [FOCUS_OF_INTENT[intent]]
+    lines = outcome.text.splitlines()
+    expected = ANSWER_TO[intent]
+    assert lines[0] == expected[0], outcome.text
+    found = [lines.index(line) for line in expected if line in lines]
+    assert found == sorted(found) and len(found) == len(expected), \
+        f"{intent}: expected, in order:\n" + "\n".join(expected) + f"\n--- got:\n{outcome.text}"
+
+
+def test_another_intent_gets_the_plain_explanation(
+        make_tracker: Callable[..., Any], run: Callable[..., Any], backend: Any,
+        decisions: dict[str, Any]) -> None:
+    backend.on("GET", "/v1/borrowers/demo-overdue-reduced/eligibility",
+               (200, decisions["demo-overdue-reduced"]))
+    outcome = run(ExplainDecision(),
+                  make_tracker("?", "greet", borrower="demo-overdue-reduced", lang="en"))
+    assert outcome.text.splitlines()[0] == COOLING_OFF

@@ -73,6 +73,25 @@ def engine(migrated_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="module", params=DATABASES)
+def module_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[str]:
+    """A migrated database shared by one module's tests (a SQLite one, a PostgreSQL one)."""
+    with fresh_database(request.param, request, tmp_path_factory.mktemp("module"),
+                        "eligibility") as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_engine(module_url: str) -> Iterator[Engine]:
+    """An engine on the module's database, for tests that write only inside a transaction
+    they roll back (nothing is ever committed to it)."""
+    engine = make_engine(module_url)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
     with make_session_factory(engine)() as session:
@@ -136,13 +155,12 @@ def records(clock: Clock) -> Records:
 
 
 class Shared:
-    """A migrated, seeded database and an app on it, shared by a module's read-only tests.
+    """A seeded database and an app on it, shared by a module's read-only tests.
 
     Tests using it must not change records; they may check that nothing was written.
     """
 
     def __init__(self, url: str) -> None:
-        upgrade(url)
         self.engine = make_engine(url)
         with make_session_factory(self.engine)() as session:
             self.borrower_ids = seed(session, T0)
@@ -156,16 +174,11 @@ class Shared:
         self.engine.dispose()
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Shared]:
-    with fresh_database(request.param, request, tmp_path_factory.mktemp("shared"),
-                        "eligibility") as url:
-        shared = Shared(url)
-        try:
-            yield shared
-        finally:
-            shared.close()
+@pytest.fixture(scope="module")
+def shared(module_url: str) -> Iterator[Shared]:
+    shared = Shared(module_url)
+    yield shared
+    shared.close()
 
 
 # --- a real server -----------------------------------------------------------------------------

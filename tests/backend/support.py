@@ -8,15 +8,18 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, inspect, select
+from sqlalchemy.engine import Connection, Engine
 
 from eligibility.config import Settings
 from eligibility.models import (
+    Appeal,
+    Base,
     Borrower,
     ComplianceHold,
     CreditLine,
     CreditScore,
+    Decision,
     FundingQuotaWindow,
     IdentityDocument,
     Incident,
@@ -129,13 +132,15 @@ class Api:
 class Records:
     """Tiny factory for borrower records; amounts in yuan, times absolute (use ``now``).
 
-    Objects are transient: hand them straight to ``evaluate`` or ``session.add`` the
-    borrower (its relationships cascade) plus any shared records.
+    Objects are transient ORM objects, linked to the borrower by its relationships; a test may
+    change them at will. ``store`` writes them as rows (with ``supporting``: rows other records
+    refer to, such as the appeal behind a waiver).
     """
 
     def __init__(self, now: datetime) -> None:
         self.now = now
         self._n = 0
+        self.supporting: list[Any] = []
 
     def _id(self, prefix: str) -> str:
         self._n += 1
@@ -230,8 +235,19 @@ class Records:
         return hold
 
     def waiver(self, borrower: Borrower, code: str, *, granted_at: datetime) -> ReasonWaiver:
+        """A waiver, with the upheld appeal it comes from (and the decision that appealed)."""
+        self._n += 1
+        n = self._n
+        decision = Decision(id=f"dec_test{n:016d}", borrower_id=borrower.id, fingerprint="0" * 64,
+                            created_at=granted_at, payload={"reasons": []})
+        appeal = Appeal(id=f"AP20260101-TEST{n:02d}", idempotency_key=f"test-waiver-{n}",
+                        request_fingerprint="0" * 64, borrower_id=borrower.id,
+                        decision_id=decision.id, reason_code=code, statement="Test appeal.",
+                        channel="chat", status="upheld", submitted_at=granted_at,
+                        respond_by=granted_at, updated_at=granted_at)
+        self.supporting += [decision, appeal]
         waiver = ReasonWaiver(borrower_id=borrower.id, reason_code=code, granted_at=granted_at,
-                              appeal_id="AP20260101-TEST22")
+                              appeal_id=appeal.id)
         borrower.waivers.append(waiver)
         return waiver
 
@@ -253,6 +269,25 @@ class Records:
         return Incident(id=self._id("INC"), kind=kind, title=f"{kind} for tests",
                         funding_partner=partner, started_at=started_at,
                         expected_end_at=expected_end_at, resolved_at=resolved_at)
+
+
+def store(connection: Connection, borrower: Borrower, *others: Any) -> None:
+    """Insert ``borrower``, every record its relationships hold, and ``others`` (ORM objects,
+    left transient) as rows, parents before children. Attributes left None take the column's
+    default (or NULL); autoincrement ids come from the database."""
+    objects = [borrower, *others]
+    for relationship in inspect(Borrower).relationships:
+        held = getattr(borrower, relationship.key)
+        objects += held if relationship.uselist else [held] if held is not None else []
+    rows: dict[Any, list[dict[str, Any]]] = {}
+    for obj in objects:
+        values = {attribute.key: getattr(obj, attribute.key)
+                  for attribute in inspect(obj).mapper.column_attrs}
+        rows.setdefault(obj.__table__, []).append(
+            {key: value for key, value in values.items() if value is not None})
+    for table in Base.metadata.sorted_tables:
+        for row in rows.get(table, ()):
+            connection.execute(table.insert().values(**row))
 
 
 class LiveServer:

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from common.settings import Mode
 from eligibility.api import create_app
+from eligibility.config import Settings
 from eligibility.models import Appeal, ComplianceHold, Decision, ReasonWaiver
 from eligibility.seed import DEMO_BORROWERS
 
@@ -88,6 +90,18 @@ def test_served_openapi_matches_the_checked_in_spec(shared):
     response = shared.client.get("/v1/openapi.json")  # open, like /health
     assert response.status_code == 200
     assert response.json() == json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+
+
+def test_every_v1_operation_declares_the_bearer_scheme_and_health_none(shared):
+    spec = shared.client.get("/v1/openapi.json").json()
+    assert spec["components"]["securitySchemes"] == {"bearer": {"type": "http",
+                                                                "scheme": "bearer"}}
+    operations = {(method, path): operation for path, item in spec["paths"].items()
+                  for method, operation in item.items()}
+    assert len(operations) == 9
+    for (method, path), operation in operations.items():
+        expected = None if path == "/health" else [{"bearer": []}]
+        assert operation.get("security") == expected, (method, path)
 
 
 # --- decisions for the demo borrowers ---------------------------------------------------------
@@ -259,6 +273,85 @@ def test_bearer_scheme_is_case_insensitive(shared):
     response = shared.client.get("/v1/borrowers/demo-eligible/eligibility",
                                  headers={"Authorization": f"bearer {SERVICE_TOKEN}"})
     assert response.status_code == 200
+
+
+def test_requests_no_route_answers_need_a_token_first(shared):
+    """Without a route no dependency checks the token: the 404/405 handler does, so a caller
+    without one learns nothing of which paths and methods exist."""
+    for method, path in [("DELETE", "/v1/borrowers/demo-eligible/eligibility"),  # 405
+                         ("GET", "/v1/borrowers/demo-eligible/"),  # trailing slash: no redirect
+                         ("POST", "/v1/nothing-here"),
+                         ("GET", "/v1/backoffice/nothing-here")]:
+        assert_unauthorized(shared.client.request(method, path, content=b"\xff{"))
+    assert_unauthorized(shared.client.get("/v1/backoffice/nothing-here", headers=SERVICE))
+    assert shared.client.get("/v1/backoffice/nothing-here",
+                             headers=BACKOFFICE).status_code == 404
+    slash = shared.client.get("/v1/borrowers/demo-eligible/", headers=SERVICE,
+                              follow_redirects=False)
+    assert (slash.status_code, error_code(slash)) == (404, "not_found")
+
+
+def test_with_a_token_a_refused_body_comes_before_the_404(shared):
+    nothing_written = NothingWritten(shared)
+    refused = shared.client.post("/v1/nothing-here", content=b"{}",
+                                 headers={**SERVICE, "Content-Type": "text/plain"})
+    assert (refused.status_code, error_code(refused)) == (415, "unsupported_media_type")
+    missing = shared.client.post("/v1/nothing-here", json={}, headers=SERVICE)
+    assert (missing.status_code, error_code(missing)) == (404, "not_found")
+    nothing_written.check()
+
+
+# --- the sandbox's demo borrowers ---------------------------------------------------------------
+
+DEMO_BORROWER_IDS = [  # the seed's order
+    "demo-eligible", "demo-posting", "demo-in-use", "demo-loan-cap", "demo-risk-review",
+    "demo-policy", "demo-score-drop", "demo-score-inactive", "demo-overdue", "demo-id-expired",
+    "demo-compliance", "demo-funding", "demo-incident", "demo-closed", "demo-reduced",
+    "demo-posting-incident", "demo-id-score-funding", "demo-overdue-reduced",
+]
+
+
+def test_sandbox_lists_the_demo_borrowers(shared):
+    response = shared.client.get("/v1/sandbox/demo-borrowers", headers=SERVICE)
+
+    assert response.status_code == 200, response.text
+    borrowers = response.json()["borrowers"]
+    assert list(response.json()) == ["borrowers"]
+    assert [b["borrower_id"] for b in borrowers] == DEMO_BORROWER_IDS
+    assert borrowers[0] == {"borrower_id": "demo-eligible", "name": "王芳",
+                            "situation": "Can borrow: all 20,000 available", "locale": "zh-CN"}
+    assert borrowers[7] == {"borrower_id": "demo-score-inactive", "name": "Alex Chen",
+                            "situation": "Score 655 -> 581: 420 days inactive, debt ratio 0.78",
+                            "locale": "en-US"}
+    assert all(set(b) == {"borrower_id", "name", "situation", "locale"} and all(b.values())
+               for b in borrowers)
+
+
+@pytest.mark.parametrize("credentials", BAD_CREDENTIALS.values(), ids=BAD_CREDENTIALS.keys())
+def test_demo_borrowers_need_the_service_token(shared, credentials):
+    response = shared.client.get("/v1/sandbox/demo-borrowers", headers=credentials)
+    assert_unauthorized(response)
+    assert "demo" not in response.text
+
+
+def test_demo_borrowers_are_not_there_in_production(tmp_path):
+    service_token, backoffice_token = "s" * 40, "b" * 40
+    settings = Settings(mode=Mode.PRODUCTION, database_url=f"sqlite:///{tmp_path / 'p.db'}",
+                        service_token=service_token, backoffice_token=backoffice_token)
+    assert settings.sandbox_fixtures is False
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            listed = client.get("/v1/sandbox/demo-borrowers", headers=bearer(service_token))
+            anonymous = client.get("/v1/sandbox/demo-borrowers")
+            spec = client.get("/v1/openapi.json").json()
+    finally:
+        app.state.engine.dispose()
+    assert listed.status_code == 404
+    assert listed.json() == {"error": {"code": "not_found", "message": "Not Found",
+                                       "details": {}}}
+    assert_unauthorized(anonymous)
+    assert not [path for path in spec["paths"] if "sandbox" in path]
 
 
 # --- malformed ids ------------------------------------------------------------------------------

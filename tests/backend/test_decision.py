@@ -1,20 +1,30 @@
-"""``eligibility.decision.evaluate`` on in-memory records: every reason code and its edges.
+"""``eligibility.decision.evaluate``: every reason code and its edges.
 
-No database: the records are transient ORM objects built by the ``records`` fixture, and
-``now`` is fixed. Amounts in the builders are yuan; the evaluation reports cents.
+The ``records`` fixture builds a borrower's records as ORM objects; ``decide`` stores them as
+rows (on SQLite and on PostgreSQL), loads them back with ``load_decision_inputs`` exactly as the
+service does, evaluates at ``now`` and rolls back. So each case also checks the loading: a
+record the load query drops, mis-orders or mis-reads fails here. Amounts in the builders are
+yuan; the evaluation reports cents.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from eligibility.decision import Evaluation, Reason, evaluate
 from eligibility.reasons import REASONS, SCORE_FACTORS, sort_key
+from eligibility.records import load_decision_inputs
+
+from .support import Records, store
 
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 SECOND = timedelta(seconds=1)
 MIN_DRAWDOWN_CENTS = 50_000  # 500 yuan, as the service is configured
 
@@ -24,8 +34,23 @@ def now(records) -> datetime:  # type: ignore[no-untyped-def]
     return records.now
 
 
-def decide(borrower: Any, now: datetime, **shared: Any) -> Evaluation:
-    return evaluate(borrower, now=now, min_drawdown_cents=MIN_DRAWDOWN_CENTS, **shared)
+Decide = Callable[..., Evaluation]
+
+
+@pytest.fixture
+def decide(module_engine: Engine, records: Records) -> Decide:
+    """``decide(borrower, now, policies=..., quota_windows=..., incidents=...)``: the decision
+    on the records as they are now (each call stores them afresh, and rolls back after)."""
+    def decide(borrower: Any, now: datetime, *, policies: Sequence[Any] = (),
+               quota_windows: Sequence[Any] = (), incidents: Sequence[Any] = ()) -> Evaluation:
+        with module_engine.connect() as connection:  # closed without a commit: rolled back
+            store(connection, borrower, *records.supporting, *policies, *quota_windows,
+                  *incidents)
+            inputs = load_decision_inputs(connection, borrower.id, now)
+        assert inputs is not None
+        return evaluate(inputs, now=now, min_drawdown_cents=MIN_DRAWDOWN_CENTS)
+
+    return decide
 
 
 def codes(result: Evaluation) -> list[str]:
@@ -45,7 +70,7 @@ def iso(value: datetime) -> str:
 # --- the baseline --------------------------------------------------------------------------
 
 
-def test_healthy_borrower_is_eligible_with_no_reasons(records, now):
+def test_healthy_borrower_is_eligible_with_no_reasons(records, now, decide):
     result = decide(records.borrower(limit=20_000), now)
     assert result.eligible is True
     assert result.reasons == []
@@ -65,7 +90,7 @@ def test_catalogue_flags_match_the_issue():
 # --- CREDIT_LINE_CLOSED ---------------------------------------------------------------------
 
 
-def test_closed_line_blocks_and_is_appealable(records, now):
+def test_closed_line_blocks_and_is_appealable(records, now, decide):
     borrower = records.borrower(limit=15_000)
     borrower.credit_line.status = "closed"
     borrower.credit_line.closed_at = now - 14 * DAY
@@ -83,7 +108,7 @@ def test_closed_line_blocks_and_is_appealable(records, now):
     assert (result.total_limit_cents, result.available_limit_cents) == (0, 0)
 
 
-def test_line_closed_at_the_borrowers_request_is_not_appealable(records, now):
+def test_line_closed_at_the_borrowers_request_is_not_appealable(records, now, decide):
     borrower = records.borrower()
     borrower.credit_line.status = "closed"
     borrower.credit_line.closed_at = now - DAY
@@ -95,7 +120,7 @@ def test_line_closed_at_the_borrowers_request_is_not_appealable(records, now):
     assert REASONS["CREDIT_LINE_CLOSED"].appealable is True  # only this closing reason
 
 
-def test_no_credit_line_at_all_reads_as_closed(records, now):
+def test_no_credit_line_at_all_reads_as_closed(records, now, decide):
     result = decide(records.borrower(limit=None), now)
     assert result.eligible is False
     assert only(result, "CREDIT_LINE_CLOSED").details["closed_reason"] == "no_line"
@@ -104,7 +129,7 @@ def test_no_credit_line_at_all_reads_as_closed(records, now):
 # --- COMPLIANCE_HOLD --------------------------------------------------------------------------
 
 
-def test_active_compliance_hold_blocks_and_is_not_appealable(records, now):
+def test_active_compliance_hold_blocks_and_is_not_appealable(records, now, decide):
     borrower = records.borrower()
     hold = records.hold(borrower, placed_at=now - 2 * DAY, expected_review_at=now + 3 * DAY,
                         kind="regulatory")
@@ -127,11 +152,27 @@ def test_active_compliance_hold_blocks_and_is_not_appealable(records, now):
     (+SECOND, None, False),        # placed in the future
     (timedelta(0), None, True),    # placed exactly now
 ])
-def test_compliance_hold_window(records, now, placed, released, applies):
+def test_compliance_hold_window(records, now, placed, released, applies, decide):
     borrower = records.borrower()
     records.hold(borrower, placed_at=now + placed,
                  released_at=None if released is None else now + released)
     assert ("COMPLIANCE_HOLD" in codes(decide(borrower, now))) is applies
+
+
+@pytest.mark.parametrize("microseconds", [120_000, 123_400, 500_000, 1, 999_999])
+def test_times_load_exactly_whatever_their_fraction_of_a_second(records, now, decide,
+                                                               microseconds):
+    """PostgreSQL's JSON drops trailing zeros (120000 us is written ".12"), which Python 3.10's
+    ``fromisoformat`` refuses: the load must read every fraction (the service's clock has
+    microseconds, and it dates upheld appeals' waivers)."""
+    borrower = records.borrower()
+    placed_at = now - DAY + timedelta(microseconds=microseconds)
+    records.hold(borrower, placed_at=placed_at)
+
+    reason = only(decide(borrower, now), "COMPLIANCE_HOLD")
+
+    assert reason.evidence_at == placed_at
+    assert reason.details["placed_at"] == iso(placed_at)
 
 
 # --- OVERDUE_COOLING_OFF ----------------------------------------------------------------------
@@ -140,7 +181,7 @@ def test_compliance_hold_window(records, now, placed, released, applies):
 @pytest.mark.parametrize("days_overdue, cooling_days", [
     (1, 7), (3, 7), (4, 90), (30, 90), (31, 180), (120, 180),
 ])
-def test_cooling_off_tiers(records, now, days_overdue, cooling_days):
+def test_cooling_off_tiers(records, now, days_overdue, cooling_days, decide):
     borrower = records.borrower()
     cleared_at = now - DAY
     record = records.overdue(borrower, due_date=now - 40 * DAY, days_overdue=days_overdue,
@@ -165,7 +206,7 @@ def test_cooling_off_tiers(records, now, days_overdue, cooling_days):
     (7 * DAY, False),           # ends exactly now: no longer applies
     (7 * DAY + SECOND, False),
 ])
-def test_cooling_off_ends_exactly_at_its_until_date(records, now, cleared_ago, applies):
+def test_cooling_off_ends_exactly_at_its_until_date(records, now, cleared_ago, applies, decide):
     borrower = records.borrower()
     records.overdue(borrower, due_date=now - 30 * DAY, days_overdue=3,
                     cleared_at=now - cleared_ago)
@@ -173,7 +214,7 @@ def test_cooling_off_ends_exactly_at_its_until_date(records, now, cleared_ago, a
 
 
 @pytest.mark.parametrize("cleared_at_offset", [None, +DAY])  # never / only in the future
-def test_unpaid_overdue_blocks_without_an_end_date(records, now, cleared_at_offset):
+def test_unpaid_overdue_blocks_without_an_end_date(records, now, cleared_at_offset, decide):
     borrower = records.borrower()
     record = records.overdue(
         borrower, due_date=now - 5 * DAY, days_overdue=5,
@@ -188,13 +229,13 @@ def test_unpaid_overdue_blocks_without_an_end_date(records, now, cleared_at_offs
     assert reason.self_service == [{"action": "repay_overdue", "loan_id": record.loan_id}]
 
 
-def test_overdue_not_yet_due_is_ignored(records, now):
+def test_overdue_not_yet_due_is_ignored(records, now, decide):
     borrower = records.borrower()
     records.overdue(borrower, due_date=now + SECOND, days_overdue=10, cleared_at=None)
     assert decide(borrower, now).reasons == []
 
 
-def test_overdue_reports_the_record_that_pauses_longest(records, now):
+def test_overdue_reports_the_record_that_pauses_longest(records, now, decide):
     borrower = records.borrower()
     records.overdue(borrower, due_date=now - 60 * DAY, days_overdue=2, cleared_at=now - DAY)
     longest = records.overdue(borrower, due_date=now - 50 * DAY, days_overdue=40,
@@ -207,7 +248,7 @@ def test_overdue_reports_the_record_that_pauses_longest(records, now):
     assert reason.retry_after == now - 10 * DAY + 180 * DAY
 
 
-def test_unpaid_overdue_outranks_any_cleared_one(records, now):
+def test_unpaid_overdue_outranks_any_cleared_one(records, now, decide):
     borrower = records.borrower()
     unpaid = records.overdue(borrower, due_date=now - 3 * DAY, days_overdue=3, cleared_at=None)
     records.overdue(borrower, due_date=now - 50 * DAY, days_overdue=40, cleared_at=now - DAY)
@@ -226,7 +267,7 @@ def test_unpaid_overdue_outranks_any_cleared_one(records, now):
     (timedelta(0), "expired"),   # expiring exactly now counts as expired
     (+SECOND, None),
 ])
-def test_identity_document_expiry(records, now, expires_offset, problem):
+def test_identity_document_expiry(records, now, expires_offset, problem, decide):
     borrower = records.borrower(identity=False)
     records.identity(borrower, expires_at=now + expires_offset, verified_at=now - 100 * DAY)
 
@@ -248,7 +289,7 @@ def test_identity_document_expiry(records, now, expires_offset, problem):
     (3 * 365 * DAY - SECOND, False),
     (3 * 365 * DAY + DAY, True),
 ])
-def test_real_name_data_goes_stale_after_three_years(records, now, verified_ago, stale):
+def test_real_name_data_goes_stale_after_three_years(records, now, verified_ago, stale, decide):
     borrower = records.borrower(identity=False)
     records.identity(borrower, verified_at=now - verified_ago, expires_at=None)
 
@@ -262,14 +303,14 @@ def test_real_name_data_goes_stale_after_three_years(records, now, verified_ago,
     assert reason.details["expired_on"] is None
 
 
-def test_missing_identity_document(records, now):
+def test_missing_identity_document(records, now, decide):
     result = decide(records.borrower(identity=False), now)
     reason = only(result, "IDENTITY_VERIFICATION_REQUIRED")
     assert result.eligible is False
     assert reason.details == {"problem": "missing", "document_type": "national_id"}
 
 
-def test_identity_uses_the_latest_verification(records, now):
+def test_identity_uses_the_latest_verification(records, now, decide):
     borrower = records.borrower(identity=False)
     records.identity(borrower, verified_at=now - 2000 * DAY, expires_at=now - 10 * DAY)
     records.identity(borrower, verified_at=now - DAY, expires_at=now + 3000 * DAY)
@@ -279,7 +320,7 @@ def test_identity_uses_the_latest_verification(records, now):
 # --- RISK_REVIEW_NOT_PASSED -------------------------------------------------------------------
 
 
-def test_latest_failed_risk_review_blocks(records, now):
+def test_latest_failed_risk_review_blocks(records, now, decide):
     borrower = records.borrower()
     records.review(borrower, at=now - 200 * DAY, passed=True)
     records.review(borrower, at=now - 5 * DAY, passed=False, next_review_at=now + 25 * DAY)
@@ -291,21 +332,21 @@ def test_latest_failed_risk_review_blocks(records, now):
     assert reason.next_review_at == now + 25 * DAY
 
 
-def test_failed_review_followed_by_a_passed_one_no_longer_applies(records, now):
+def test_failed_review_followed_by_a_passed_one_no_longer_applies(records, now, decide):
     borrower = records.borrower()
     records.review(borrower, at=now - 50 * DAY, passed=False)
     records.review(borrower, at=now - DAY, passed=True)
     assert decide(borrower, now).reasons == []
 
 
-def test_future_review_results_are_not_yet_known(records, now):
+def test_future_review_results_are_not_yet_known(records, now, decide):
     borrower = records.borrower()
     records.review(borrower, at=now - 50 * DAY, passed=True)
     records.review(borrower, at=now + SECOND, passed=False)
     assert decide(borrower, now).reasons == []
 
 
-def test_next_review_in_the_past_is_not_reported(records, now):
+def test_next_review_in_the_past_is_not_reported(records, now, decide):
     borrower = records.borrower()
     records.review(borrower, at=now - 50 * DAY, passed=False, next_review_at=now - DAY)
     assert only(decide(borrower, now), "RISK_REVIEW_NOT_PASSED").next_review_at is None
@@ -323,14 +364,14 @@ def test_next_review_in_the_past_is_not_reported(records, now):
     ("tight", -DAY, timedelta(0), False),    # ended exactly now
     ("tight", -DAY, -SECOND, False),
 ])
-def test_risk_policy_segment_and_window(records, now, segment, starts, ends, applies):
+def test_risk_policy_segment_and_window(records, now, segment, starts, ends, applies, decide):
     borrower = records.borrower(segment="tight")
     policy = records.policy(segment=segment, effective_from=now + starts,
                             effective_until=None if ends is None else now + ends)
     assert ("RISK_POLICY_TIGHTENED" in codes(decide(borrower, now, policies=[policy]))) is applies
 
 
-def test_risk_policy_details_and_dates(records, now):
+def test_risk_policy_details_and_dates(records, now, decide):
     borrower = records.borrower(segment="tight")
     policies = [
         records.policy(segment="tight", effective_from=now - 30 * DAY,
@@ -354,7 +395,7 @@ def test_risk_policy_details_and_dates(records, now):
 
 
 @pytest.mark.parametrize("score, dropped", [(600, False), (599, True), (601, False), (350, True)])
-def test_score_threshold(records, now, score, dropped):
+def test_score_threshold(records, now, score, dropped, decide):
     borrower = records.borrower(score=None)
     records.score(borrower, 700, at=now - 40 * DAY)
     records.score(borrower, score, at=now - 3 * DAY)
@@ -365,7 +406,7 @@ def test_score_threshold(records, now, score, dropped):
     assert result.eligible is not dropped
 
 
-def test_score_drop_details_with_no_factor(records, now):
+def test_score_drop_details_with_no_factor(records, now, decide):
     borrower = records.borrower(score=None)
     records.score(borrower, 712, at=now - 45 * DAY)
     records.score(borrower, 598, at=now - 6 * DAY)
@@ -379,20 +420,20 @@ def test_score_drop_details_with_no_factor(records, now):
     assert reason.self_service == []
 
 
-def test_first_score_below_threshold_has_no_score_before(records, now):
+def test_first_score_below_threshold_has_no_score_before(records, now, decide):
     borrower = records.borrower(score=None)
     records.score(borrower, 550, at=now - DAY)
     assert only(decide(borrower, now), "CREDIT_SCORE_DROPPED").details["score_before"] is None
 
 
-def test_future_score_snapshot_is_ignored(records, now):
+def test_future_score_snapshot_is_ignored(records, now, decide):
     borrower = records.borrower(score=None)
     records.score(borrower, 700, at=now - DAY)
     records.score(borrower, 500, at=now + SECOND)
     assert decide(borrower, now).reasons == []
 
 
-def test_recent_overdue_elsewhere_factor(records, now):
+def test_recent_overdue_elsewhere_factor(records, now, decide):
     borrower = records.borrower(score=None)
     records.score(borrower, 580, at=now - DAY, overdue_elsewhere_count=1,
                   overdue_elsewhere_last_at=now - 20 * DAY)
@@ -410,7 +451,7 @@ def test_recent_overdue_elsewhere_factor(records, now):
     ({"debt_ratio": 0.70}, {"factor": "HIGH_DEBT_RATIO", "ratio": 0.7}),
     ({"debt_ratio": None}, None),
 ])
-def test_score_factor_thresholds(records, now, factors, expected):
+def test_score_factor_thresholds(records, now, factors, expected, decide):
     borrower = records.borrower(score=None)
     records.score(borrower, 580, at=now - DAY, **factors)
 
@@ -420,7 +461,7 @@ def test_score_factor_thresholds(records, now, factors, expected):
 
 
 @pytest.mark.parametrize("inactive_days, reported", [(364, False), (365, True), (420, True)])
-def test_long_inactivity_factor(records, now, inactive_days, reported):
+def test_long_inactivity_factor(records, now, inactive_days, reported, decide):
     borrower = records.borrower(score=None, last_drawdown_at=now - inactive_days * DAY)
     records.score(borrower, 580, at=now - DAY)
 
@@ -431,14 +472,14 @@ def test_long_inactivity_factor(records, now, inactive_days, reported):
     assert ({"action": "use_line_regularly"} in reason.self_service) is reported
 
 
-def test_inactivity_counts_from_creation_when_the_borrower_never_drew_down(records, now):
+def test_inactivity_counts_from_creation_when_the_borrower_never_drew_down(records, now, decide):
     borrower = records.borrower(score=None, last_drawdown_at=None, created_at=now - 400 * DAY)
     records.score(borrower, 580, at=now - DAY)
     factors = only(decide(borrower, now), "CREDIT_SCORE_DROPPED").details["factors"]
     assert factors == [{"factor": "LONG_INACTIVITY", "inactive_days": 400}]
 
 
-def test_all_score_factors_in_catalogue_order_with_their_steps(records, now):
+def test_all_score_factors_in_catalogue_order_with_their_steps(records, now, decide):
     borrower = records.borrower(score=None, last_drawdown_at=now - 500 * DAY)
     records.score(borrower, 560, at=now - DAY, overdue_elsewhere_count=2,
                   overdue_elsewhere_last_at=now - 9 * DAY, inquiries_count=11,
@@ -463,13 +504,13 @@ def test_all_score_factors_in_catalogue_order_with_their_steps(records, now):
     ("partner-a", True),     # the borrower's funding partner
     ("partner-z", False),    # someone else's partner
 ])
-def test_incident_scope(records, now, partner, applies):
+def test_incident_scope(records, now, partner, applies, decide):
     incident = records.incident(started_at=now - DAY, partner=partner)
     result = decide(records.borrower(funding_partner="partner-a"), now, incidents=[incident])
     assert ("SYSTEM_INCIDENT" in codes(result)) is applies
 
 
-def test_incident_details_and_retry(records, now):
+def test_incident_details_and_retry(records, now, decide):
     first = records.incident(started_at=now - 40 * 60 * SECOND, partner="partner-a",
                              expected_end_at=now + 3 * 3600 * SECOND)
     second = records.incident(started_at=now - 10 * 60 * SECOND)
@@ -498,7 +539,7 @@ def test_incident_details_and_retry(records, now):
     ("maintenance", -DAY, None, None, True),                # open-ended maintenance
 ])
 def test_incident_and_maintenance_windows(records, now, kind, started, expected_end, resolved,
-                                          applies):
+                                          applies, decide):
     incident = records.incident(
         kind=kind, started_at=now + started,
         expected_end_at=None if expected_end is None else now + expected_end,
@@ -519,7 +560,7 @@ def test_incident_and_maintenance_windows(records, now, kind, started, expected_
     (-DAY, -SECOND, "partner-a", False),
     (-3600 * SECOND, +DAY, "partner-c", False),   # another partner's quota
 ])
-def test_funding_quota_window(records, now, exhausted, reopens, partner, applies):
+def test_funding_quota_window(records, now, exhausted, reopens, partner, applies, decide):
     window = records.quota(partner=partner, exhausted_at=now + exhausted,
                            reopens_at=now + reopens)
     result = decide(records.borrower(funding_partner="partner-a"), now, quota_windows=[window])
@@ -541,7 +582,7 @@ def test_funding_quota_window(records, now, exhausted, reopens, partner, applies
     (2, 5, 3, False),   # fully repaid loans do not count
     (2, 0, 3, False),
 ])
-def test_open_loans_cap(records, now, open_loans, repaid_loans, cap, applies):
+def test_open_loans_cap(records, now, open_loans, repaid_loans, cap, applies, decide):
     borrower = records.borrower(limit=100_000)
     borrower.credit_line.max_open_loans = cap
     loans = [records.loan(borrower, 1000, 500) for _ in range(open_loans)]
@@ -561,7 +602,7 @@ def test_open_loans_cap(records, now, open_loans, repaid_loans, cap, applies):
 # --- REPAYMENT_POSTING ------------------------------------------------------------------------
 
 
-def test_posting_repayment_blocks_when_too_little_limit_is_left(records, now):
+def test_posting_repayment_blocks_when_too_little_limit_is_left(records, now, decide):
     borrower = records.borrower(limit=5000)
     loan = records.loan(borrower, 5000, 5000)
     payment = records.repayment(borrower, loan, 5000, paid_at=now - 600 * SECOND,
@@ -587,7 +628,7 @@ def test_posting_repayment_blocks_when_too_little_limit_is_left(records, now):
     assert reason.self_service == [{"action": "wait_for_posting"}]
 
 
-def test_posting_repayment_does_not_block_when_enough_limit_is_left(records, now):
+def test_posting_repayment_does_not_block_when_enough_limit_is_left(records, now, decide):
     borrower = records.borrower(limit=20_000)
     loan = records.loan(borrower, 5000, 5000)
     records.repayment(borrower, loan, 5000, paid_at=now - 600 * SECOND,
@@ -600,7 +641,7 @@ def test_posting_repayment_does_not_block_when_enough_limit_is_left(records, now
     assert only(result, "REPAYMENT_POSTING").blocking is False
 
 
-def test_overdue_posting_is_flagged_delayed(records, now):
+def test_overdue_posting_is_flagged_delayed(records, now, decide):
     borrower = records.borrower(limit=5000)
     loan = records.loan(borrower, 5000, 5000)
     records.repayment(borrower, loan, 5000, paid_at=now - DAY, expected_post_at=now - 3600 * SECOND)
@@ -611,7 +652,7 @@ def test_overdue_posting_is_flagged_delayed(records, now):
     assert reason.retry_after is None  # the expected time has passed: no promise to make
 
 
-def test_delayed_flag_boundary_at_expected_post_time(records, now):
+def test_delayed_flag_boundary_at_expected_post_time(records, now, decide):
     borrower = records.borrower(limit=5000)
     loan = records.loan(borrower, 5000, 5000)
     records.repayment(borrower, loan, 5000, paid_at=now - DAY, expected_post_at=now)
@@ -625,7 +666,7 @@ def test_delayed_flag_boundary_at_expected_post_time(records, now):
     (-DAY, -3600 * SECOND, False),
     (+SECOND, None, False),       # not paid yet
 ])
-def test_which_repayments_are_posting(records, now, paid, posted, posting):
+def test_which_repayments_are_posting(records, now, paid, posted, posting, decide):
     borrower = records.borrower(limit=20_000)
     loan = records.loan(borrower, 5000, 5000)
     records.repayment(borrower, loan, 1000, paid_at=now + paid,
@@ -635,7 +676,7 @@ def test_which_repayments_are_posting(records, now, paid, posted, posting):
 
 
 @pytest.mark.parametrize("limit, blocking", [(5500, False), (5499, True)])
-def test_minimum_drawdown_boundary(records, now, limit, blocking):
+def test_minimum_drawdown_boundary(records, now, limit, blocking, decide):
     """Exactly the minimum drawdown (500) left is enough; a yuan less is not."""
     borrower = records.borrower(limit=limit)
     records.loan(borrower, 5000, 5000)
@@ -650,7 +691,7 @@ def test_minimum_drawdown_boundary(records, now, limit, blocking):
 # --- LIMIT_IN_USE -----------------------------------------------------------------------------
 
 
-def test_limit_in_use_blocks_below_the_minimum_drawdown(records, now):
+def test_limit_in_use_blocks_below_the_minimum_drawdown(records, now, decide):
     borrower = records.borrower(limit=5000)
     loan = records.loan(borrower, 5000, 4583.33, instalments_paid=1, instalments_total=12)
 
@@ -669,7 +710,7 @@ def test_limit_in_use_blocks_below_the_minimum_drawdown(records, now):
     assert reason.self_service == [{"action": "repay_loan_early", "loan_id": loan.id}]
 
 
-def test_limit_in_use_excludes_what_is_being_repaid(records, now):
+def test_limit_in_use_excludes_what_is_being_repaid(records, now, decide):
     borrower = records.borrower(limit=20_000)
     loan = records.loan(borrower, 8000, 8000)
     records.repayment(borrower, loan, 3000, paid_at=now - 60 * SECOND,
@@ -683,7 +724,7 @@ def test_limit_in_use_excludes_what_is_being_repaid(records, now):
     assert result.eligible is True
 
 
-def test_fully_repaid_loans_use_no_limit(records, now):
+def test_fully_repaid_loans_use_no_limit(records, now, decide):
     borrower = records.borrower(limit=20_000)
     records.loan(borrower, 3000, 0, instalments_paid=3, instalments_total=3)
     assert decide(borrower, now).reasons == []
@@ -697,7 +738,7 @@ def test_fully_repaid_loans_use_no_limit(records, now):
     (90 * DAY, True),              # reported for 90 days, inclusive
     (90 * DAY + SECOND, False),
 ])
-def test_limit_reduction_is_reported_for_ninety_days(records, now, changed_ago, reported):
+def test_limit_reduction_is_reported_for_ninety_days(records, now, changed_ago, reported, decide):
     borrower = records.borrower(limit=20_000)
     borrower.credit_line.previous_limit_cents = 5_000_000
     borrower.credit_line.limit_changed_at = now - changed_ago
@@ -716,14 +757,14 @@ def test_limit_reduction_is_reported_for_ninety_days(records, now, changed_ago, 
 
 
 @pytest.mark.parametrize("previous", [20_000, 10_000])  # unchanged / raised
-def test_limit_increase_is_not_a_reduction(records, now, previous):
+def test_limit_increase_is_not_a_reduction(records, now, previous, decide):
     borrower = records.borrower(limit=20_000)
     borrower.credit_line.previous_limit_cents = previous * 100
     borrower.credit_line.limit_changed_at = now - DAY
     assert decide(borrower, now).reasons == []
 
 
-def test_limit_reduced_blocks_when_nothing_usable_is_left(records, now):
+def test_limit_reduced_blocks_when_nothing_usable_is_left(records, now, decide):
     borrower = records.borrower(limit=6000)
     borrower.credit_line.previous_limit_cents = 1_500_000
     borrower.credit_line.limit_changed_at = now - 20 * DAY
@@ -739,7 +780,7 @@ def test_limit_reduced_blocks_when_nothing_usable_is_left(records, now):
 # --- combinations and order ---------------------------------------------------------------
 
 
-def test_every_reason_but_closed_at_once_in_catalogue_order(records, now):
+def test_every_reason_but_closed_at_once_in_catalogue_order(records, now, decide):
     borrower = records.borrower(limit=6000, segment="tight", score=None,
                                 last_drawdown_at=now - 400 * DAY, identity=False)
     line = borrower.credit_line
@@ -770,7 +811,7 @@ def test_every_reason_but_closed_at_once_in_catalogue_order(records, now):
     assert result.eligible is False
 
 
-def test_closed_line_with_other_reasons(records, now):
+def test_closed_line_with_other_reasons(records, now, decide):
     borrower = records.borrower(identity=False)
     borrower.credit_line.status = "closed"
     borrower.credit_line.closed_reason = "risk_review"
@@ -782,7 +823,7 @@ def test_closed_line_with_other_reasons(records, now):
         "RISK_REVIEW_NOT_PASSED"]
 
 
-def test_blocking_reasons_come_before_non_blocking_ones(records, now):
+def test_blocking_reasons_come_before_non_blocking_ones(records, now, decide):
     """Blocking first, then rank: a non-blocking limit note follows any blocking reason."""
     borrower = records.borrower(limit=20_000)
     borrower.credit_line.previous_limit_cents = 5_000_000
@@ -801,12 +842,33 @@ def test_blocking_reasons_come_before_non_blocking_ones(records, now):
     assert sort_key("LIMIT_REDUCED", True) < sort_key("REPAYMENT_POSTING", False)
 
 
-def test_evaluation_is_deterministic(records, now):
-    borrower = records.borrower(identity=False)
-    records.hold(borrower, placed_at=now - DAY)
-    records.review(borrower, at=now - DAY, passed=False)
-    first, second = decide(borrower, now), decide(borrower, now)
-    assert first == second
+def test_the_answer_holds_still_between_the_moments_its_records_name(records, now, decide):
+    """The service reuses a decision id while the answer is unchanged (test_api): so an answer
+    must not drift with the clock while nothing starts or ends, and must change when
+    something does (here the hold's expected review time passes)."""
+    borrower = records.borrower(identity=False, score=None, last_drawdown_at=now - 400 * DAY)
+    records.hold(borrower, placed_at=now - DAY, expected_review_at=now + 3 * DAY)
+    records.review(borrower, at=now - DAY, passed=False, next_review_at=now + 20 * DAY)
+    records.overdue(borrower, due_date=now - 40 * DAY, days_overdue=12, cleared_at=now - 28 * DAY)
+    records.score(borrower, 700, at=now - 40 * DAY)
+    records.score(borrower, 590, at=now - 2 * DAY)
+    loan = records.loan(borrower, 20_000, 19_800)
+    records.repayment(borrower, loan, 300, paid_at=now - 10 * MINUTE,
+                      expected_post_at=now + 2 * HOUR)
+
+    answer = decide(borrower, now)
+
+    assert [(r.code, r.blocking) for r in answer.reasons] == [
+        ("COMPLIANCE_HOLD", True), ("OVERDUE_COOLING_OFF", True),
+        ("IDENTITY_VERIFICATION_REQUIRED", True), ("RISK_REVIEW_NOT_PASSED", True),
+        ("CREDIT_SCORE_DROPPED", True), ("REPAYMENT_POSTING", True), ("LIMIT_IN_USE", True)]
+    assert only(answer, "CREDIT_SCORE_DROPPED").details["factors"] == [
+        {"factor": "LONG_INACTIVITY", "inactive_days": 400}]
+    for later in (now + SECOND, now + MINUTE, now + HOUR):
+        assert decide(borrower, later) == answer, later
+    after_review_time = decide(borrower, now + 3 * DAY + SECOND)
+    assert only(answer, "COMPLIANCE_HOLD").next_review_at == now + 3 * DAY
+    assert only(after_review_time, "COMPLIANCE_HOLD").next_review_at is None
 
 
 # --- waivers (upheld appeals) -------------------------------------------------------------------
@@ -817,7 +879,7 @@ def test_evaluation_is_deterministic(records, now):
     (-DAY, True),        # recorded exactly when the waiver was granted
     (-DAY + SECOND, False),  # newer evidence: the reason applies again
 ])
-def test_waiver_voids_evidence_recorded_up_to_its_grant(records, now, reviewed, waived):
+def test_waiver_voids_evidence_recorded_up_to_its_grant(records, now, reviewed, waived, decide):
     borrower = records.borrower()
     records.review(borrower, at=now + reviewed, passed=False)
     records.waiver(borrower, "RISK_REVIEW_NOT_PASSED", granted_at=now - DAY)
@@ -828,14 +890,14 @@ def test_waiver_voids_evidence_recorded_up_to_its_grant(records, now, reviewed, 
     assert result.eligible is waived
 
 
-def test_waiver_for_another_reason_changes_nothing(records, now):
+def test_waiver_for_another_reason_changes_nothing(records, now, decide):
     borrower = records.borrower()
     records.review(borrower, at=now - 5 * DAY, passed=False)
     records.waiver(borrower, "CREDIT_SCORE_DROPPED", granted_at=now - DAY)
     assert codes(decide(borrower, now)) == ["RISK_REVIEW_NOT_PASSED"]
 
 
-def test_waived_score_drop_returns_with_a_newer_snapshot(records, now):
+def test_waived_score_drop_returns_with_a_newer_snapshot(records, now, decide):
     borrower = records.borrower(score=None)
     records.score(borrower, 590, at=now - 20 * DAY)
     records.waiver(borrower, "CREDIT_SCORE_DROPPED", granted_at=now - 10 * DAY)
@@ -845,7 +907,7 @@ def test_waived_score_drop_returns_with_a_newer_snapshot(records, now):
     assert codes(decide(borrower, now)) == ["CREDIT_SCORE_DROPPED"]
 
 
-def test_reasons_without_dated_evidence_cannot_be_waived(records, now):
+def test_reasons_without_dated_evidence_cannot_be_waived(records, now, decide):
     borrower = records.borrower(identity=False)
     records.waiver(borrower, "IDENTITY_VERIFICATION_REQUIRED", granted_at=now)
     assert codes(decide(borrower, now)) == ["IDENTITY_VERIFICATION_REQUIRED"]

@@ -38,6 +38,26 @@ pytestmark = [pytest.mark.browser,
 
 CSP_MUST_HAVE = ["default-src 'self'", "script-src 'self'", "style-src 'self'",
                  "connect-src 'self'", "object-src 'none'"]
+# The type of every frame the desk sends the chat page, noted once the page has handled it
+# (an init script: it runs outside the page's Content-Security-Policy, from the next load on)
+RECORD_FRAMES = """
+(() => {
+  const Native = window.WebSocket;
+  window.__frames = [];
+  window.WebSocket = new Proxy(Native, {construct(target, args) {
+    const socket = Reflect.construct(target, args);
+    socket.addEventListener("message", (event) => {
+      let type = null;
+      try { type = JSON.parse(event.data).type; } catch (e) { /* not JSON */ }
+      setTimeout(() => window.__frames.push(type), 0);  // after the page's own handler
+    });
+    return socket;
+  }});
+})();
+"""
+# the console has drawn the queue it loaded (both start hidden/empty on each page load)
+QUEUE_DRAWN = ("() => !document.getElementById('queue-empty').hidden || "
+               "document.querySelectorAll('#queue [data-testid=queue-item]').length > 0")
 
 
 def borrower_texts(page) -> list[str]:
@@ -51,13 +71,27 @@ def wait_until(page, check, timeout: float = 10.0) -> bool:  # type: ignore[no-u
     while time.monotonic() < deadline:
         if check():
             return True
-        page.wait_for_timeout(250)
+        page.wait_for_timeout(250)  # a poll for a condition outside the page, not a pause
     return bool(check())
+
+
+def frames(page, kind: str) -> int:  # type: ignore[no-untyped-def]
+    """How many frames of ``kind`` this page load has handled so far."""
+    return page.evaluate("(kind) => (window.__frames || []).filter(t => t === kind).length",
+                         kind)
+
+
+def wait_for_frame(page, kind: str, seen: int = 0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the page has handled more than ``seen`` frames of ``kind``."""
+    page.wait_for_function(
+        "([kind, n]) => (window.__frames || []).filter(t => t === kind).length > n",
+        arg=[kind, seen])
 
 
 # ---------- chat: nothing left behind ----------
 def test_switch_borrower_clears_everything_the_chat_stored(new_page, desk_url):
     chat = new_page("phone")
+    chat.add_init_script(RECORD_FRAMES)
     open_chat(chat, desk_url, "demo-in-use")
     secret = "请帮我看看额度（切换用户测试）"
     send(chat, secret)
@@ -82,15 +116,17 @@ def test_switch_borrower_clears_everything_the_chat_stored(new_page, desk_url):
     assert chat.evaluate("localStorage.length") == 0
 
     # another borrower starts from an empty page
+    histories = frames(chat, "history")
     chat.get_by_test_id("borrower-demo-loan-cap").click()
     wait_connected(chat)
-    chat.wait_for_timeout(800)  # the history reply
+    wait_for_frame(chat, "history", histories)  # the desk's history for demo-loan-cap, shown
     assert secret not in chat.content()
     assert not [k for k in storage_keys(chat)["local"] if "demo-in-use" in k]
 
 
 def test_refused_token_returns_to_the_picker_and_clears_storage(new_page, desk_url):
     chat = new_page("phone")
+    chat.add_init_script(RECORD_FRAMES)
     open_chat(chat, desk_url, "demo-overdue")
     # a stored session whose token the desk refuses, with a message still in the outbox
     unsent = "这条不应该被发送"
@@ -114,9 +150,10 @@ def test_refused_token_returns_to_the_picker_and_clears_storage(new_page, desk_u
     assert chat.locator("#message-list > *").count() == 0
 
     # the outbox went with it: signing in again shows the message was never sent
+    histories = frames(chat, "history")
     chat.get_by_test_id("borrower-demo-overdue").click()
     wait_connected(chat)
-    chat.wait_for_timeout(800)
+    wait_for_frame(chat, "history", histories)  # everything the desk has, shown
     assert unsent not in borrower_texts(chat)
 
 
@@ -275,7 +312,7 @@ def test_console_retries_a_401_after_refreshing_and_sign_out_revokes(new_page, d
     console.get_by_test_id("workspace").wait_for()
     # the same call again, after the refresh
     assert wait_until(console, lambda: len(calls) >= 2), calls
-    console.wait_for_timeout(500)
+    console.wait_for_function(QUEUE_DRAWN)  # the retried answer was used, not refused
     assert console.get_by_test_id("login-view").is_hidden()
     console.unroute("**/api/agent/queue")
 
@@ -417,7 +454,10 @@ def test_pages_work_under_the_content_security_policy(new_page, desk_url):
     console.get_by_test_id("lookup-submit").click()
     console.get_by_test_id("conversation-item").first.wait_for()
     console.get_by_test_id("tab-queue").click()
-    console.wait_for_timeout(500)
+    console.locator("#panel-queue").wait_for()
+    # two painted frames after the switch: whatever it would have the policy block is reported
+    console.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
     for page in (chat, console):
         blocked = csp_violations(page)

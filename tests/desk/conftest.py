@@ -5,7 +5,7 @@ loop) on a migrated SQLite file. Storage tests, claim races and migrations also 
 PostgreSQL: a fresh schema per test on the local server, dropped afterwards
 (``postgresql+psycopg2://postgres@127.0.0.1:5432/test`` unless ``RELEND_TEST_PG_URL`` says
 otherwise; unreachable -> those variants skip, or fail with ``CI=true``). Rasa is a
-``FakeRasa`` behind ``httpx.MockTransport``.
+``FakeRasa`` behind ``httpx.MockTransport``; the backend's demo borrowers are a fixed list.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from desk_support import (
     AgentFeed,
     Chat,
     FakeRasa,
+    FixedDemoDirectory,
     bearer,
     borrower_token,
     make_settings,
@@ -109,7 +110,8 @@ def fake_rasa() -> FakeRasa:
 @pytest.fixture
 def make_app(fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
              ) -> Iterator[Callable[[DeskSettings], FastAPI]]:
-    """Build desk apps wired to the fake Rasa; their engines are disposed afterwards."""
+    """Build desk apps wired to the fake Rasa and the fixed demo borrowers; their engines are
+    disposed afterwards."""
     engines: list[Engine] = []
 
     def tracked_engine(url: str) -> Engine:
@@ -120,7 +122,8 @@ def make_app(fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
 
     def build(settings: DeskSettings) -> FastAPI:
         app = desk.api.create_app(settings)
-        app.state.rasa._client = fake_rasa.client()
+        app.state.desk.rasa._client = fake_rasa.client()
+        app.state.desk.demo = FixedDemoDirectory()
         return app
 
     yield build

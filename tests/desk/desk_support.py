@@ -1,7 +1,8 @@
 """Plain helpers for the desk tests (the fixtures live in conftest.py).
 
-``FakeRasa`` stands in for Rasa's HTTP API behind ``httpx.MockTransport``; ``Chat`` and
-``AgentFeed`` wrap the TestClient's WebSocket sessions; ``AgentApi`` is an agent's console.
+``FakeRasa`` stands in for Rasa's HTTP API behind ``httpx.MockTransport``; ``FixedDemoDirectory``
+for the backend's list of demo borrowers; ``Chat`` and ``AgentFeed`` wrap the TestClient's
+WebSocket sessions; ``AgentApi`` is an agent's console.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from fake_backend import BACKEND_TOKEN, DEMO_BORROWERS
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 
@@ -22,6 +24,7 @@ from common.signing import InvalidSignature, MessageFields, Verifier
 from desk import auth
 from desk.auth import sign
 from desk.config import DeskSettings
+from desk.demo_borrowers import DemoBorrower
 
 APP_SECRET = "test-app-secret-0123456789abcdefghij"
 AGENT_SECRET = "test-agent-secret-0123456789abcdefghij"
@@ -62,6 +65,7 @@ def make_settings(database_url: str, **overrides: Any) -> DeskSettings:
         demo_login=True, demo_agents=True, rasa_url="http://rasa.test", rasa_timeout=5,
         max_message_chars=MAX_CHARS, borrower_token_ttl_seconds=600,
         agent_token_ttl_seconds=600, demo_agent_password=PASSWORD,
+        backend_url="http://backend.test", backend_token=BACKEND_TOKEN,
     )
     return DeskSettings.construct(**{**DeskSettings().dict(), **fields, **overrides})
 
@@ -85,6 +89,19 @@ def agent_token(agent_id: int, name: str = "", *, secret: str = AGENT_SECRET, tt
                 version: int = 0, audience: str = auth.AGENT) -> str:
     """What the console login returns (signed here to skip the deliberately slow scrypt)."""
     return sign({"sub": str(agent_id), "ver": version}, secret, audience, ttl)
+
+
+# --- the backend's demo borrowers -------------------------------------------------------------
+
+
+class FixedDemoDirectory:
+    """The demo borrowers without a backend (the in-process tests have none)."""
+
+    def __init__(self, borrowers: list[dict[str, str]] = DEMO_BORROWERS) -> None:
+        self.listing = [DemoBorrower(**b) for b in borrowers]
+
+    async def borrowers(self) -> list[DemoBorrower]:
+        return self.listing
 
 
 # --- Rasa ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from desk_support import (
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from desk.api import ASSISTANT_DOWN_EN, ASSISTANT_DOWN_ZH
+from desk.turns import ASSISTANT_DOWN_EN, ASSISTANT_DOWN_ZH
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,7 +1,8 @@
 """The desk under uvicorn, spoken to by a real WebSocket client (the way browsers see it).
 
 Only what the in-process TestClient cannot show: close codes after a real handshake, and a
-whole borrower turn over the network while Rasa is unreachable.
+whole borrower turn over the network while Rasa is unreachable (the demo login asks a fake
+backend, tests/desk/fake_backend.py, served by uvicorn as well).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import httpx
 import pytest
 import websockets
 from desk_support import APP_SECRET, agent_token, borrower_token
+from fake_backend import BACKEND_TOKEN
 
-from desk.api import ASSISTANT_DOWN_ZH
+from desk.turns import ASSISTANT_DOWN_ZH
 from tests.conftest import serve_asgi
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,12 +36,21 @@ def refused_url() -> str:
         return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
+@pytest.fixture(scope="module")
+def fake_backend() -> Iterator[str]:
+    """The backend's demo-borrower route, under uvicorn."""
+    with serve_asgi("fake_backend:app", dict(os.environ),
+                    ["--app-dir", str(Path(__file__).resolve().parent)]) as base_url:
+        yield base_url
+
+
 @pytest.fixture
-def live_desk(migrated_url: str) -> Iterator[str]:
+def live_desk(migrated_url: str, fake_backend: str) -> Iterator[str]:
     """``uvicorn desk.asgi:app`` on a socket bound here (no port race), Rasa unreachable."""
     env = {**os.environ, "RELEND_DESK_DB_URL": migrated_url, "RELEND_APP_SECRET": APP_SECRET,
            "RELEND_AGENT_SECRET": "another-agent-secret", "RELEND_RASA_URL": refused_url(),
-           "RELEND_RASA_TIMEOUT": "5", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+           "RELEND_RASA_TIMEOUT": "5", "RELEND_BACKEND_URL": fake_backend,
+           "RELEND_BACKEND_TOKEN": BACKEND_TOKEN, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
     with serve_asgi("desk.asgi:app", env, ["--ws", "websockets"]) as base_url:
         yield base_url.removeprefix("http://")
 
@@ -52,7 +63,7 @@ async def close_code(url: str, token: str) -> int | None:
 
 
 @pytest.mark.parametrize(("path", "token"), [
-    pytest.param("/ws/chat", borrower_token(ttl=-1), id="chat-expired"),
+    pytest.param("/ws/chat", borrower_token(ttl=-60), id="chat-expired"),  # past the 10 s leeway
     pytest.param("/ws/chat", "garbage", id="chat-garbage"),
     pytest.param("/ws/agent", agent_token(1, "李娜 Li Na"), id="agent-wrong-secret"),
 ])

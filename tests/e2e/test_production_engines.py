@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import psycopg2
@@ -25,6 +27,9 @@ ENGINES = {
     "RELEND_RABBITMQ_HOST": "127.0.0.1", "RELEND_RABBITMQ_USER": "guest",
     "RELEND_RABBITMQ_PASSWORD": "guest",
 }
+# endpoints.production.yml: lock_store db 1, key_prefix "relend"; Rasa's RedisLockStore keys a
+# conversation's lock as "<key_prefix>:lock:<sender id>"
+LOCK_DB, LOCK_KEY = 1, "relend:lock:{sender}"
 
 
 def _engines_reachable() -> str | None:
@@ -89,9 +94,11 @@ def test_conversation_is_stored_in_postgres_and_published_to_rabbitmq(
         production_rasa: tuple[Stack, str]) -> None:
     stack, queue = production_rasa
     sender = f"prod-{uuid.uuid4().hex[:10]}"
-    redis_writes_before = _redis_writes()
-    replies = say(stack.config, sender, "还款后为什么借不了", "demo-posting", "zh-CN")
+    with _lock_key_events(sender) as lock_events:
+        replies = say(stack.config, sender, "还款后为什么借不了", "demo-posting", "zh-CN")
     assert any("5,000元" in (r.get("text") or "") for r in replies)
+    # this conversation's lock went through Redis: written, then deleted once the turn ended
+    assert lock_events[:1] == ["set"] and lock_events[-1:] == ["del"], lock_events
 
     with psycopg2.connect(host="127.0.0.1", dbname="test", user="postgres") as conn, \
             conn.cursor() as cur:
@@ -102,11 +109,33 @@ def test_conversation_is_stored_in_postgres_and_published_to_rabbitmq(
     assert any(e.get("event") == "user" for e in published)
     assert any(e.get("event") == "bot" for e in published)
 
-    assert _redis_writes() > redis_writes_before  # the conversation lock went through Redis
 
-
-def _redis_writes() -> int:
+@contextmanager
+def _lock_key_events(sender: str) -> Iterator[list[str]]:
+    """The commands Redis ran on this conversation's lock key during the block (keyspace
+    notifications, switched on for the block and restored after); waits for the lock's
+    release ("del") before leaving."""
     import redis
 
-    stats = redis.Redis(host="127.0.0.1", port=6379).info("commandstats")
-    return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_set", "cmdstat_del"))
+    client = redis.Redis(host="127.0.0.1", port=6379, db=LOCK_DB)
+    key = LOCK_KEY.format(sender=sender)
+    before = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    # K: keyspace channel; $: string commands (SET); g: generic ones (DEL, EXPIRE)
+    client.config_set("notify-keyspace-events", "".join(sorted(set(before) | set("K$g"))))
+    pubsub = client.pubsub()
+    events: list[str] = []
+    try:
+        pubsub.subscribe(f"__keyspace@{LOCK_DB}__:{key}")
+        confirmed = pubsub.get_message(timeout=10)  # subscribed before anything is sent
+        assert confirmed is not None and confirmed["type"] == "subscribe", confirmed
+        yield events
+        deadline = time.monotonic() + 30
+        while "del" not in events and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1)
+            if message is not None and message["type"] == "message":
+                events.append(message["data"].decode())
+        assert client.exists(key) == 0, f"{key} is still held"
+    finally:
+        pubsub.close()
+        client.config_set("notify-keyspace-events", before)
+        client.close()

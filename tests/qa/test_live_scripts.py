@@ -56,14 +56,20 @@ turns:
 """
 
 
-def test_a_wrong_reason_and_a_missing_figure_fail_with_both_in_the_report(
-        live_stack: Stack, tmp_path: Path) -> None:
-    path = tmp_path / "wrong-reason.yml"
-    path.write_text(WRONG_REASON, encoding="utf-8")
-    [result] = run(live_stack, path, jobs=1)
+def run_one_that_fails(stack: Stack, tmp_path: Path, script: str) -> tuple[ScriptResult, str]:
+    """Run a deliberately wrong script: it must fail (not stop with an error)."""
+    path = tmp_path / "wrong.yml"
+    path.write_text(script, encoding="utf-8")
+    [result] = run(stack, path, jobs=1)
     text = report([result])
     assert result.error is None, text
     assert not result.passed
+    return result, text
+
+
+def test_a_wrong_reason_and_a_missing_figure_fail_with_both_in_the_report(
+        live_stack: Stack, tmp_path: Path) -> None:
+    result, text = run_one_that_fails(live_stack, tmp_path, WRONG_REASON)
     for expected in ("FAIL", "turn 1 (line 5): say: 我已经还清了，为什么现在借不了款？",
                      "- reason is 'REPAYMENT_POSTING', expected 'SYSTEM_INCIDENT'",
                      "- reply does not contain ['4,583.33元']",
@@ -73,11 +79,6 @@ def test_a_wrong_reason_and_a_missing_figure_fail_with_both_in_the_report(
 
 
 def test_an_unexpected_handoff_fails(live_stack: Stack, tmp_path: Path) -> None:
-    path = tmp_path / "unexpected-handoff.yml"
-    path.write_text(UNEXPECTED_HANDOFF, encoding="utf-8")
-    [result] = run(live_stack, path, jobs=1)
-    text = report([result])
-    assert result.error is None, text
-    assert not result.passed
+    _, text = run_one_that_fails(live_stack, tmp_path, UNEXPECTED_HANDOFF)
     assert "- unexpected handoff (conversation owner: agent)" in text, text
     assert "正在为您转接人工客服" in text, text

@@ -100,9 +100,10 @@ MALFORMED: dict[str, tuple[str, int, str]] = {
         "      contains: [5,000元\n", 7, "not valid YAML"),
     "unknown top-level key": (
         "name: x\nborrower: demo-posting\nlanguage: zh\nturns:\n  - say: hi\n",
-        3, "unknown key `language`"),
-    "missing turns": ("name: x\nborrower: demo-posting\n", 1, "missing `turns`"),
-    "empty turns": ("name: x\nborrower: demo-posting\nturns: []\n", 3, "non-empty list"),
+        3, "`language`: unknown key (allowed: borrower, description, fixture, locale"),
+    "missing turns": ("name: x\nborrower: demo-posting\n", 1, "`turns`: field required"),
+    "empty turns": ("name: x\nborrower: demo-posting\nturns: []\n", 3,
+                    "`turns`: ensure this value has at least 1 items"),
     "borrower and fixture": (
         "name: x\nborrower: demo-posting\nfixture: {limit: 100}\nturns:\n  - say: hi\n",
         2, "exactly one of `borrower`"),
@@ -110,38 +111,51 @@ MALFORMED: dict[str, tuple[str, int, str]] = {
         "name: x\nlocale: zh-CN\nturns:\n  - say: hi\n", 1, "exactly one of `borrower`"),
     "two step kinds in a turn": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n  - say: 转人工\n"
-        "    press: 转人工客服\n", 5, "exactly one of say, press"),
+        "    press: 转人工客服\n", 5, "`turns[1]`: a turn has exactly one of say, press"),
     "no step kind in a turn": (
         "name: x\nborrower: demo-posting\nturns:\n  - expect: {silent: true}\n",
-        4, "exactly one of say, press"),
+        4, "`turns[0]`: a turn has exactly one of say, press"),
     "unknown key in a turn": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expects: {}\n",
-        5, "unknown key `expects`"),
+        5, "`turns[0].expects`: unknown key (allowed: agent_close, agent_return, agent_say, "
+           "expect, press, say)"),
     "unknown expectation": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expect:\n"
-        "      contain: [好消息]\n", 5, "unknown expectation `contain`"),
+        "      contain: [好消息]\n", 6, "`turns[0].expect.contain`: unknown key (allowed: appeal, "
+                                     "buttons, contains,"),
     "wrong expectation type": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expect:\n"
-        "      contains: 5,000元\n", 5, "`contains` must be a list"),
+        "      contains: 5,000元\n", 6, "`turns[0].expect.contains`: value is not a valid list"),
     "wrong type for handoff": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expect:\n"
-        "      handoff: yes please\n", 5, "`handoff` must be a bool"),
+        "      handoff: yes please\n", 6,
+        "`turns[0].expect.handoff`: value is not a valid boolean"),
     "unknown sender": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expect:\n"
-        "      from: robot\n", 5, "`from` is one of"),
+        "      from: robot\n", 6,
+        "`turns[0].expect.from`: unexpected value; permitted: 'bot', 'agent', 'system', 'any'"),
     "say without text": (
-        "name: x\nborrower: demo-posting\nturns:\n  - say:\n", 4, "`say` needs a text"),
+        "name: x\nborrower: demo-posting\nturns:\n  - say:\n", 4, "`turns[0].say`: needs a text"),
     "unknown locale": (
         "name: x\nborrower: demo-posting\nlocale: fr-FR\nturns:\n  - say: hi\n",
-        3, "zh-CN or en-US"),
+        3, "`locale`: unexpected value; permitted: 'zh-CN', 'en-US'"),
     "fixture not a mapping": (
-        "name: x\nfixture: [1, 2]\nturns:\n  - say: hi\n", 2, "mapping of records"),
+        "name: x\nfixture: [1, 2]\nturns:\n  - say: hi\n", 2,
+        "`fixture`: value is not a valid dict"),
     "not a mapping at all": ("- say: hi\n", 1, "a script is a mapping"),
     "the same step twice in a turn": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: 转人工\n    say: 好的\n",
         5, "`say` appears twice"),
     "a key that is not text": (
-        "name: x\nborrower: demo-posting\n1: one\nturns:\n  - say: hi\n", 3, "unknown key `1`"),
+        "name: x\nborrower: demo-posting\n1: one\nturns:\n  - say: hi\n", 3,
+        "`1`: unknown key (allowed:"),
+    "a typo in an appeal expectation": (
+        "name: x\nfixture: {}\nturns:\n  - say: hi\n    expect:\n      appeal: {cout: 1}\n",
+        6, "`turns[0].expect.appeal.cout`: unknown key (allowed: count, reason, status)"),
+    "a list item that is not text": (
+        "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expect:\n      contains:\n"
+        "        - 好消息\n        - {text: 好消息}\n", 8,
+        "`turns[0].expect.contains[1]`: str type expected"),
     # YAML reads [还款5,000元] as two items, "还款5" and "000元": far weaker than the figure
     "a figure split by its thousands comma": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expect:\n"
@@ -161,6 +175,16 @@ def test_a_malformed_script_names_the_file_and_the_line(tmp_path: Path, case: st
     assert str(error).startswith(f"{path}:{line}: ")
 
 
+def test_of_several_problems_the_first_in_the_file_is_named_and_the_rest_counted(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n"
+                           "    expect: {silent: maybe}\n  - press:\n", "two.yml")
+    with pytest.raises(ScriptError) as caught:
+        load_script(path)
+    assert str(caught.value) == (f"{path}:5: `turns[0].expect.silent`: value is not a valid "
+                                 "boolean (and 1 more problem(s) in this file)")
+
+
 def test_a_file_that_is_not_utf8_is_a_script_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yml"
     path.write_bytes("name: x\nborrower: demo-posting\nturns:\n  - say: café\n".encode("latin-1"))
@@ -174,7 +198,8 @@ def test_qa_check_prints_file_and_line_and_exits_2_without_a_traceback(tmp_path:
     done = subprocess.run([sys.executable, "-m", "qa", "check", str(good), str(bad)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"ERROR {bad}:5: unknown expectation `contain`"), done.stderr
+    assert done.stderr.startswith(f"ERROR {bad}:6: `turns[0].expect.contain`: unknown key"), \
+        done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert str(good) not in done.stderr  # only the broken file is named
 
@@ -593,8 +618,9 @@ def test_each_demo_script_holds_for_the_explanation_of_that_borrowers_decision(
 def figure_free(code: str) -> Callable[..., Described]:
     """A broken template: right topic, but the borrower's figures dropped."""
     def describe(reason: dict[str, Any], c: Any) -> Described:
-        return Described(c.t("您的账户有一项限制。", "There is a restriction on your account."),
-                         c.t("有一项限制", "a restriction"), None)
+        if c.lang == "zh":
+            return Described("您的账户有一项限制。", "有一项限制", None)
+        return Described("There is a restriction on your account.", "a restriction", None)
     return describe
 
 
