@@ -235,7 +235,7 @@ class Records:
         return hold
 
     def waiver(self, borrower: Borrower, code: str, *, granted_at: datetime) -> ReasonWaiver:
-        """A waiver, with the upheld appeal it comes from (and the decision that appealed)."""
+        """A waiver, with the upheld appeal it comes from (and the decision that was appealed)."""
         self._n += 1
         n = self._n
         decision = Decision(id=f"dec_test{n:016d}", borrower_id=borrower.id, fingerprint="0" * 64,
