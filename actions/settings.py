@@ -12,9 +12,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from pydantic import BaseSettings, Field, validator
+from pydantic import Field, validator
 
-from common.settings import Mode, current_mode, refuse_insecure
+from common.settings import Mode, RelendSettings, refuse_insecure
 
 SERVICE = "the action server"
 # the public defaults of the local sandbox: refused in production (common.settings)
@@ -22,9 +22,8 @@ SANDBOX_BACKEND_TOKEN = "relend-sandbox-token"
 SANDBOX_DESK_TOKEN = "relend-sandbox-desk-token"
 
 
-class ActionSettings(BaseSettings):
+class ActionSettings(RelendSettings):
     # the mode comes first: the secrets' defaults depend on it
-    mode: Mode = Field(default_factory=current_mode, env="RELEND_ENV")
     backend_url: str = Field("http://127.0.0.1:8081", env="RELEND_BACKEND_URL")
     # unset: the public sandbox value in the sandbox, nothing (refused) in production
     backend_token: str | None = Field(None, env="RELEND_BACKEND_TOKEN")
@@ -36,24 +35,6 @@ class ActionSettings(BaseSettings):
     product_name_en: str = Field("Relend Credit", env="RELEND_PRODUCT_NAME_EN")
     desk_url: str = Field("http://127.0.0.1:8090", env="RELEND_DESK_URL")
     desk_token: str | None = Field(None, env="RELEND_DESK_TOKEN")
-
-    class Config:
-        allow_mutation = False
-        env_file = None
-
-        @classmethod
-        def customise_sources(cls, init_settings: Any, env_settings: Any,
-                              file_secret_settings: Any) -> tuple[Any, ...]:
-            # a variable set to "" means "use the default", as an unset one does
-            def environment(settings: BaseSettings) -> dict[str, Any]:
-                return {name: value for name, value in env_settings(settings).items()
-                        if not (isinstance(value, str) and not value.strip())}
-
-            return init_settings, environment
-
-    @validator("mode", pre=True)
-    def _mode(cls, value: Any) -> Any:
-        return current_mode({"RELEND_ENV": value}) if isinstance(value, str) else value
 
     @validator("backend_url", "desk_url")
     def _strip_slash(cls, value: str) -> str:

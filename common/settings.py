@@ -15,6 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from enum import Enum
+from typing import Any
+
+from pydantic import BaseSettings, Field, validator
 
 MODE_VARIABLE = "RELEND_ENV"
 MIN_SECRET_BYTES = 32
@@ -85,3 +88,28 @@ def refuse_insecure(service: str, mode: Mode, secrets: Mapping[str, str | None],
     problems = secret_problems(secrets) + list(extra_problems or [])
     if problems:
         raise InsecureSettings(service, problems)
+
+
+class RelendSettings(BaseSettings):
+    """What every service's settings share: the mode, immutability, no .env file, and an
+    environment variable set to blanks meaning the same as an unset one."""
+
+    mode: Mode = Field(default_factory=current_mode, env=MODE_VARIABLE)
+
+    class Config:
+        allow_mutation = False
+        env_file = None
+
+        @classmethod
+        def customise_sources(cls, init_settings: Any, env_settings: Any,
+                              file_secret_settings: Any) -> tuple[Any, ...]:
+            def environment(settings: BaseSettings) -> dict[str, Any]:
+                return {name: value for name, value in env_settings(settings).items()
+                        if not (isinstance(value, str) and not value.strip())}
+
+            return init_settings, environment
+
+    @validator("mode", pre=True)
+    def _mode(cls, value: Any) -> Any:
+        # the one reading of RELEND_ENV: case and blanks do not matter, anything else is refused
+        return current_mode({MODE_VARIABLE: value}) if isinstance(value, str) else value

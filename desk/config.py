@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseSettings, Field, root_validator, validator
+from pydantic import Field, root_validator, validator
 
-from common.settings import Mode, current_mode, refuse_insecure
+from common.settings import Mode, RelendSettings, refuse_insecure
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_DEFAULTS = {
@@ -34,8 +34,7 @@ def _sandbox_default(value: Any, values: dict[str, Any], default: Any) -> Any:
     return value
 
 
-class DeskSettings(BaseSettings):
-    mode: Mode = Field(default_factory=current_mode, env="RELEND_ENV")
+class DeskSettings(RelendSettings):
     database_url: str = Field(f"sqlite:///{ROOT / 'var' / 'desk.db'}", env="RELEND_DESK_DB_URL")
     host: str = Field("127.0.0.1", env="RELEND_DESK_HOST")
     port: int = Field(8090, env="RELEND_DESK_PORT")
@@ -67,16 +66,6 @@ class DeskSettings(BaseSettings):
     login_failures_allowed: int = Field(5, env="RELEND_DESK_LOGIN_FAILURES")
     login_lockout_seconds: int = Field(300, env="RELEND_DESK_LOGIN_LOCKOUT")
     raw_text_days: int = Field(30, env="RELEND_DESK_RAW_TEXT_DAYS")
-
-    class Config:
-        allow_mutation = False
-        env_file = None
-
-    @validator("mode", pre=True)
-    def _known_mode(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() not in ("sandbox", "production", ""):
-            raise ValueError(f"RELEND_ENV must be 'sandbox' or 'production', not {value!r}")
-        return value.strip().lower() or Mode.PRODUCTION if isinstance(value, str) else value
 
     @root_validator(skip_on_failure=True)
     def _sandbox_secrets(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseSettings, Field, ValidationError, validator
+from pydantic import Field, ValidationError, validator
 
-from common.settings import Mode, current_mode, refuse_insecure
+from common.settings import Mode, RelendSettings, refuse_insecure
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = PROJECT_ROOT / "var" / "eligibility.db"
@@ -31,9 +31,8 @@ def _sandbox_default(value: Any, values: dict[str, Any], sandbox: Any, productio
     return sandbox if values.get("mode") is Mode.SANDBOX else production
 
 
-class Settings(BaseSettings):
+class Settings(RelendSettings):
     # the mode comes first: the defaults of the fields below depend on it
-    mode: Mode = Field(default_factory=current_mode, env="RELEND_ENV")
     database_url: str = Field(f"sqlite:///{DEFAULT_DB_PATH}", env="RELEND_BACKEND_DB_URL")
     # unset: the public sandbox value in the sandbox, nothing (refused) in production
     service_token: str | None = Field(None, env="RELEND_BACKEND_TOKEN")
@@ -50,25 +49,6 @@ class Settings(BaseSettings):
     # PUT /v1/backoffice/sandbox/borrowers/{id}, GET /v1/sandbox/demo-borrowers): unset means
     # on in the sandbox, off in production (where turning it on is refused)
     sandbox_fixtures: bool | None = Field(None, env="RELEND_BACKEND_SANDBOX")
-
-    class Config:
-        allow_mutation = False
-        env_file = None
-
-        @classmethod
-        def customise_sources(cls, init_settings: Any, env_settings: Any,
-                              file_secret_settings: Any) -> tuple[Any, ...]:
-            # a variable set to "" means "use the default", as an unset one does
-            def environment(settings: BaseSettings) -> dict[str, Any]:
-                return {name: value for name, value in env_settings(settings).items()
-                        if not (isinstance(value, str) and not value.strip())}
-
-            return init_settings, environment
-
-    @validator("mode", pre=True)
-    def _mode(cls, value: Any) -> Any:
-        # the one reading of RELEND_ENV: case and blanks do not matter, anything else is refused
-        return current_mode({"RELEND_ENV": value}) if isinstance(value, str) else value
 
     @validator("service_token", always=True)
     def _service_token(cls, value: str | None, values: dict[str, Any]) -> str:

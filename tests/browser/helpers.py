@@ -131,3 +131,35 @@ def agent_login_api(desk_url: str, username: str) -> dict[str, Any]:
 def api_token(desk_url: str, username: str) -> str:
     """An access token for API calls next to the pages (valid for the desk's access TTL)."""
     return agent_login_api(desk_url, username)["token"]
+
+
+# The type of every frame the desk sends the chat page, noted once the page has handled it
+# (an init script: it runs outside the page's Content-Security-Policy, from the next load on)
+RECORD_FRAMES = """
+(() => {
+  const Native = window.WebSocket;
+  window.__frames = [];
+  window.WebSocket = new Proxy(Native, {construct(target, args) {
+    const socket = Reflect.construct(target, args);
+    socket.addEventListener("message", (event) => {
+      let type = null;
+      try { type = JSON.parse(event.data).type; } catch (e) { /* not JSON */ }
+      setTimeout(() => window.__frames.push(type), 0);  // after the page's own handler
+    });
+    return socket;
+  }});
+})();
+"""
+
+
+def frames(page, kind: str) -> int:  # type: ignore[no-untyped-def]
+    """How many frames of ``kind`` this page load has handled so far."""
+    return page.evaluate("(kind) => (window.__frames || []).filter(t => t === kind).length",
+                         kind)
+
+
+def wait_for_frame(page, kind: str, seen: int = 0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the page has handled more than ``seen`` frames of ``kind``."""
+    page.wait_for_function(
+        "([kind, n]) => (window.__frames || []).filter(t => t === kind).length > n",
+        arg=[kind, seen])

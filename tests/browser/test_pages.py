@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.browser.helpers import (
+    RECORD_FRAMES,
     agent_login,
     api_token,
     count,
@@ -24,43 +25,12 @@ from tests.browser.helpers import (
     say,
     settle,
     wait_connected,
+    wait_for_frame,
     wait_for_more,
 )
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.timeout(2400)]  # the first run may train the Rasa model
-
-# The type of every frame the desk sends the chat page, noted once the page has handled it
-# (an init script: it runs outside the page's Content-Security-Policy, from the next load on)
-RECORD_FRAMES = """
-(() => {
-  const Native = window.WebSocket;
-  window.__frames = [];
-  window.WebSocket = new Proxy(Native, {construct(target, args) {
-    const socket = Reflect.construct(target, args);
-    socket.addEventListener("message", (event) => {
-      let type = null;
-      try { type = JSON.parse(event.data).type; } catch (e) { /* not JSON */ }
-      setTimeout(() => window.__frames.push(type), 0);  // after the page's own handler
-    });
-    return socket;
-  }});
-})();
-"""
-
-
-def frames(page, kind: str) -> int:  # type: ignore[no-untyped-def]
-    """How many frames of ``kind`` this page load has handled so far."""
-    return page.evaluate("(kind) => (window.__frames || []).filter(t => t === kind).length",
-                         kind)
-
-
-def wait_for_frame(page, kind: str, seen: int = 0) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the page has handled more than ``seen`` frames of ``kind``."""
-    page.wait_for_function(
-        "([kind, n]) => (window.__frames || []).filter(t => t === kind).length > n",
-        arg=[kind, seen])
-
 
 # ---------- the scenario ----------
 def test_borrower_agent_round_trip(new_page, desk_url, shots):

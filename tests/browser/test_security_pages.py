@@ -22,15 +22,18 @@ import pytest
 import requests
 
 from tests.browser.helpers import (
+    RECORD_FRAMES,
     agent_login,
     agent_login_api,
     console_session,
     csp_violations,
+    frames,
     open_chat,
     queue_item,
     send,
     storage_keys,
     wait_connected,
+    wait_for_frame,
 )
 
 pytestmark = [pytest.mark.browser,
@@ -38,23 +41,6 @@ pytestmark = [pytest.mark.browser,
 
 CSP_MUST_HAVE = ["default-src 'self'", "script-src 'self'", "style-src 'self'",
                  "connect-src 'self'", "object-src 'none'"]
-# The type of every frame the desk sends the chat page, noted once the page has handled it
-# (an init script: it runs outside the page's Content-Security-Policy, from the next load on)
-RECORD_FRAMES = """
-(() => {
-  const Native = window.WebSocket;
-  window.__frames = [];
-  window.WebSocket = new Proxy(Native, {construct(target, args) {
-    const socket = Reflect.construct(target, args);
-    socket.addEventListener("message", (event) => {
-      let type = null;
-      try { type = JSON.parse(event.data).type; } catch (e) { /* not JSON */ }
-      setTimeout(() => window.__frames.push(type), 0);  // after the page's own handler
-    });
-    return socket;
-  }});
-})();
-"""
 # the console has drawn the queue it loaded (both start hidden/empty on each page load)
 QUEUE_DRAWN = ("() => !document.getElementById('queue-empty').hidden || "
                "document.querySelectorAll('#queue [data-testid=queue-item]').length > 0")
@@ -73,19 +59,6 @@ def wait_until(page, check, timeout: float = 10.0) -> bool:  # type: ignore[no-u
             return True
         page.wait_for_timeout(250)  # a poll for a condition outside the page, not a pause
     return bool(check())
-
-
-def frames(page, kind: str) -> int:  # type: ignore[no-untyped-def]
-    """How many frames of ``kind`` this page load has handled so far."""
-    return page.evaluate("(kind) => (window.__frames || []).filter(t => t === kind).length",
-                         kind)
-
-
-def wait_for_frame(page, kind: str, seen: int = 0) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the page has handled more than ``seen`` frames of ``kind``."""
-    page.wait_for_function(
-        "([kind, n]) => (window.__frames || []).filter(t => t === kind).length > n",
-        arg=[kind, seen])
 
 
 # ---------- chat: nothing left behind ----------
