@@ -16,6 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from .backend import BackendError, BackendRejected
+from .clock import utc_now
 from .conversation import (
     DecisionUnavailable,
     borrower_of,
@@ -24,7 +25,6 @@ from .conversation import (
     lang_of,
     latest_intent,
     offer_events,
-    utc_now,
 )
 from .explanations import appealable_reason, describe_reason, explain
 from .formatting import money, when
@@ -105,6 +105,22 @@ async def _earlier_appeals(tracker: Tracker, borrower_id: str, reason_code: str
     same = [a for a in appeals if isinstance(a, dict) and a.get("reason_code") == reason_code]
     open_one = next((a for a in same if a.get("status") in ("submitted", "in_review")), None)
     return open_one, sum(a.get("status") in ("upheld", "rejected") for a in same)
+
+
+async def filed_here(tracker: Tracker) -> list[dict[str, Any]]:
+    """The appeals this conversation filed, as the backend has them now (asked only when
+    there are some, so that a second "why?" mentions the appeal instead of offering one)."""
+    filed = tracker.get_slot("appeal_ids") or []
+    borrower_id = borrower_of(tracker)
+    if not filed or not borrower_id:
+        return []
+    try:
+        appeals = await asyncio.to_thread(get_backend().appeals, borrower_id,
+                                          context=f"conversation={tracker.sender_id}")
+    except BackendError:
+        return []  # the answer then offers an appeal; filing it again finds the open one
+    return [a for a in appeals if a.get("appeal_id") in filed]
+
 
 
 class BeginAppeal(Action):

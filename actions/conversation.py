@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import datetime, timezone
 from functools import cache
 from typing import Any
 
@@ -19,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from . import language
 from .backend import BackendError, BorrowerUnknown, EligibilityBackend
+from .clock import timestamp
 from .settings import settings
 from .texts import TextError, say, text_failed
 
@@ -28,10 +27,6 @@ log = logging.getLogger("relend.actions")
 @cache
 def get_backend() -> EligibilityBackend:
     return EligibilityBackend(settings())
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def lang_of(tracker: Tracker) -> str:
@@ -52,7 +47,7 @@ def _fresh(decision: Any, borrower_id: str) -> bool:
     if not isinstance(decision, dict) or decision.get("borrower_id") != borrower_id:
         return False
     fetched = decision.get("_fetched_at", 0)
-    return isinstance(fetched, (int, float)) and time.time() - fetched < settings().decision_max_age
+    return isinstance(fetched, (int, float)) and timestamp() - fetched < settings().decision_max_age
 
 
 class DecisionUnavailable(Exception):
@@ -91,7 +86,7 @@ async def current_decision(tracker: Tracker, dispatcher: CollectingDispatcher,
         say(dispatcher, "backend_unavailable", lang_of(tracker))
         raise DecisionUnavailable("backend", [*offer_events("human"),
                                               SlotSet("backend_failed", True)]) from exc
-    decision["_fetched_at"] = time.time()
+    decision["_fetched_at"] = timestamp()
     return decision, [SlotSet("decision", decision)]
 
 

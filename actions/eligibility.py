@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -9,13 +10,14 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from .appeals import filed_here
+from .clock import utc_now
 from .conversation import (
     DecisionUnavailable,
     current_decision,
     lang_of,
     latest_intent,
     offer_events,
-    utc_now,
 )
 from .explanations import explain
 from .settings import settings
@@ -48,11 +50,9 @@ def product_note(tracker: Tracker, lang: str) -> tuple[str | None, list[EventTyp
     return note, [SlotSet("product_note_shown", True)]
 
 
-class ExplainDecision(Action):
-    """The core answer: why this borrower can or cannot borrow now, and what to do next."""
-
-    def name(self) -> str:
-        return "action_explain_decision"
+class AnswerFromDecision(Action, ABC):
+    """An answer from the borrower's current decision (``answer``). When there is none, the
+    borrower has already been told why and the action ends with the offer that went with it."""
 
     @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -61,13 +61,29 @@ class ExplainDecision(Action):
             decision, events = await current_decision(tracker, dispatcher)
         except DecisionUnavailable as failure:
             return failure.events
+        return [*events, *await self.answer(dispatcher, tracker, decision)]
+
+    @abstractmethod
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+               decision: dict[str, Any]) -> list[EventType]:
+        """Reply from ``decision``; the events to record besides the decision's own."""
+
+
+class ExplainDecision(AnswerFromDecision):
+    """The core answer: why this borrower can or cannot borrow now, and what to do next."""
+
+    def name(self) -> str:
+        return "action_explain_decision"
+
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     decision: dict[str, Any]) -> list[EventType]:
         lang = lang_of(tracker)
         focus = FOCUS_BY_INTENT.get(latest_intent(tracker), "explain")
         note, note_events = product_note(tracker, lang)
         explanation = explain(decision, lang=lang, now=utc_now(), focus=focus,
-                              product_note=note)
+                              product_note=note, open_appeals=await filed_here(tracker))
         dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons)
-        return [*events, *note_events, *offer_events(explanation.offer),
+        return [*note_events, *offer_events(explanation.offer),
                 SlotSet("primary_reason", explanation.primary_code),
                 SlotSet("appealable", _appealable(decision))]
 
@@ -76,25 +92,20 @@ def _appealable(decision: dict[str, Any]) -> bool:
     return any(r.get("appealable") for r in decision.get("reasons", []))
 
 
-class ReportAppError(Action):
+class ReportAppError(AnswerFromDecision):
     """An app problem: say so if a known incident explains it; otherwise what to try."""
 
     def name(self) -> str:
         return "action_report_app_error"
 
-    @guarded
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        try:
-            decision, events = await current_decision(tracker, dispatcher)
-        except DecisionUnavailable as failure:
-            return failure.events
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     decision: dict[str, Any]) -> list[EventType]:
         incident = next((r for r in decision.get("reasons", [])
                          if r.get("code") == "SYSTEM_INCIDENT"), None)
         if incident is not None:
             focused = {**decision, "reasons": [incident], "eligible": False}
             text = explain(focused, lang=lang_of(tracker), now=utc_now()).text
             dispatcher.utter_message(text=text)
-            return [*events, *offer_events(None)]
+            return offer_events(None)
         say(dispatcher, "app_troubleshooting", lang_of(tracker))
-        return [*events, *offer_events("human")]
+        return offer_events("human")

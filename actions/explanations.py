@@ -8,12 +8,13 @@ here promises a time or an outcome the decision does not contain.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from . import language
+from .clock import utc_now
 from .formatting import day, duration, join, money, parse_time, when
 from .texts import TextError, button, text
 
@@ -151,7 +152,7 @@ _STEP_FIELDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 def _credit_score(r: dict[str, Any], c: Ctx) -> Described:
     d = r["details"]
     before, after, threshold = d.get("score_before"), d.get("score_after"), d.get("threshold")
-    factors = [c.t(f"score.factor.{f['factor']}", **_FACTOR_FIELDS[f["factor"]](f, c))
+    factors = [c.t(_factor_key(f), **_FACTOR_FIELDS[f["factor"]](f, c))
                for f in d.get("factors", []) if f.get("factor") in _FACTOR_FIELDS]
     dropped = before is not None and before > after
     head = c.t("score.dropped" if dropped else "score.low", before=before, after=after,
@@ -163,7 +164,16 @@ def _credit_score(r: dict[str, Any], c: Ctx) -> Described:
     refresh = c.t("score.refresh", next=c.when(nxt, with_time=False)) if nxt else ""
     step = (c.t("score.steps", steps=_capital(c.join(steps)), refresh=refresh) if steps
             else c.t("score.step_default", refresh=refresh))
-    return Described(head + why, c.t("score.short", after=after), step)
+    return Described(head + why, c.t("score.short", after=after, threshold=threshold), step)
+
+
+# factors whose text counts something: a count of one has its own wording ("a late payment")
+_COUNTED_FACTORS = ("RECENT_OVERDUE_ELSEWHERE", "FREQUENT_APPLICATIONS")
+
+
+def _factor_key(factor: dict[str, Any]) -> str:
+    one = factor["factor"] in _COUNTED_FACTORS and factor.get("count") == 1
+    return f"score.factor.{factor['factor']}{'_one' if one else ''}"
 
 
 def _capital(words: str) -> str:
@@ -181,8 +191,10 @@ def _overdue(r: dict[str, Any], c: Ctx) -> Described:
         full = c.t("overdue.cleared", due=due, days=d.get("days_overdue"),
                    cleared=c.when(d.get("cleared_at"), with_time=False),
                    cooling_off_days=d.get("cooling_off_days"), then=then)
-        return Described(full, c.t("overdue.cleared_short", until=until),
-                         c.t("overdue.cleared_step", until=until))
+        # "try again after" is a promise only when nothing else blocks
+        step = c.t("overdue.cleared_step" if c.only_blocker(r)
+                   else "overdue.cleared_step_not_alone", until=until)
+        return Described(full, c.t("overdue.cleared_short", until=until), step)
     amount = c.money(d.get("amount"))
     return Described(c.t("overdue.unpaid", amount=amount, due=due),
                      c.t("overdue.unpaid_short", amount=amount), c.t("overdue.unpaid_step"))
@@ -259,9 +271,12 @@ def _limit_reduced(r: dict[str, Any], c: Ctx) -> Described:
     because = c.t("reduced.because", why=c.t(f"reduced.why.{reason}")) \
         if reason in REDUCED_WHY else ""
     previous, new = c.money(d.get("previous_limit")), c.money(d.get("new_limit"))
-    full = c.t("reduced.full", reduced=c.when(d.get("reduced_at"), with_time=False),
-               previous=previous, new=new, because=because,
-               available=c.money(c.decision.get("available_limit")))
+    reduced = c.when(d.get("reduced_at"), with_time=False)
+    if c.decision.get("eligible"):  # the reply has just said what is available
+        full = c.t("reduced.note", reduced=reduced, previous=previous, new=new, because=because)
+    else:
+        full = c.t("reduced.full", reduced=reduced, previous=previous, new=new,
+                   because=because, available=c.money(c.decision.get("available_limit")))
     return Described(full, c.t("reduced.short", previous=previous, new=new),
                      c.t("reduced.step"))
 
@@ -283,6 +298,11 @@ DESCRIBERS: dict[str, Callable[[dict[str, Any], Ctx], Described]] = {
 }
 # reasons a person must handle: the bot offers a colleague rather than an appeal
 HUMAN_REASONS = {"COMPLIANCE_HOLD"}
+# reasons whose step the borrower can take now, whatever the main reason: named after the
+# main step when they also block (repaying early frees limit even during a cooling-off)
+STEP_NOW_REASONS = ("LIMIT_IN_USE",)
+# an appeal in these states is still being looked at (the backend's appeal statuses)
+OPEN_APPEAL = ("submitted", "in_review")
 
 
 def _known(decision: dict[str, Any]) -> list[dict[str, Any]]:
@@ -313,8 +333,11 @@ def _restore_time(primary: dict[str, Any], c: Ctx) -> str:
 
 
 def explain(decision: dict[str, Any], *, lang: str, now: datetime, focus: str = "explain",
-            product_note: str | None = None) -> Explanation:
-    """The reply to an eligibility question, built only from ``decision``."""
+            product_note: str | None = None,
+            open_appeals: Sequence[dict[str, Any]] = ()) -> Explanation:
+    """The reply to an eligibility question, built only from ``decision`` and, where the
+    borrower already appealed the main reason (``open_appeals``, from the backend), that
+    appeal instead of a new offer."""
     c = Ctx(lang=lang, tz=decision.get("timezone") or "Asia/Shanghai", now=now,
             decision=decision)
     reasons = _known(decision)
@@ -360,18 +383,30 @@ def explain(decision: dict[str, Any], *, lang: str, now: datetime, focus: str = 
             lines.append(c.t("what_you_can_do"))
             lines += [f"{i}. {s}" for i, s in enumerate(steps, 1)]
     elif step:
-        lines.append(c.t("next_step", step=step))
+        also_now = [DESCRIBERS[r["code"]](r, c).next_step for r in others
+                    if r["code"] in STEP_NOW_REASONS]
+        gap = text("fmt.list.sentences", c.lang)
+        lines.append(c.t("next_step", step=gap.join([step, *filter(None, also_now)])))
 
     explanation = Explanation("", primary_code=primary["code"])
     if primary["code"] in HUMAN_REASONS:
         explanation.offer = "human"
         explanation.buttons = [_button(c, "human")]
+    elif primary.get("appealable") and (filed := _open_appeal_on(primary, open_appeals)):
+        lines.append(c.t("under_review", appeal_id=filed.get("appeal_id"),
+                         respond_by=c.when(filed.get("respond_by"))))
     elif primary.get("appealable"):
         lines.append(c.t("offer_appeal"))
         explanation.offer = "appeal"
         explanation.buttons = [_button(c, "appeal"), _button(c, "human")]
     explanation.text = "\n".join(lines)
     return explanation
+
+
+def _open_appeal_on(reason: dict[str, Any], appeals: Sequence[dict[str, Any]]
+                    ) -> dict[str, Any] | None:
+    return next((a for a in appeals if a.get("reason_code") == reason.get("code")
+                 and a.get("status") in OPEN_APPEAL), None)
 
 
 def _pick_primary(blocking: list[dict[str, Any]], reasons: list[dict[str, Any]],
@@ -404,7 +439,7 @@ def explanation_problem(decision: dict[str, Any]) -> str | None:
     A broken text in the catalog is not a problem of the decision: its ``TextError`` is
     raised as it is, for the caller to report as a text error (see ``current_decision``).
     """
-    now = datetime.now(timezone.utc)
+    now = utc_now()
     try:
         for lang in language.SUPPORTED:
             for focus in FOCUSES:

@@ -27,7 +27,14 @@ from rasa_sdk.events import (
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from .conversation import DecisionUnavailable, current_decision, lang_of, offer_events, utc_now
+from .clock import utc_now
+from .conversation import (
+    DecisionUnavailable,
+    borrower_of,
+    current_decision,
+    lang_of,
+    offer_events,
+)
 from .explanations import explain
 from .http import ServiceClient
 from .settings import ActionSettings, settings
@@ -102,8 +109,10 @@ def topics(tracker: Tracker) -> list[str]:
     return seen
 
 
-def case_payload(tracker: Tracker, reason: str) -> dict[str, Any]:
-    decision = tracker.get_slot("decision")
+def case_payload(tracker: Tracker, reason: str,
+                 decision: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the agent gets: ``decision`` (else the one the bot last fetched) and the rest."""
+    decision = decision if decision is not None else tracker.get_slot("decision")
     if isinstance(decision, dict):
         decision = {k: v for k, v in decision.items() if not k.startswith("_")}
     statement = tracker.get_slot("appeal_statement")
@@ -117,7 +126,8 @@ def case_payload(tracker: Tracker, reason: str) -> dict[str, Any]:
         "appeal_ids": list(tracker.get_slot("appeal_ids") or []),
         "unfiled_appeal_statement": statement if tracker.get_slot("appeal_reason_code")
         else tracker.get_slot("statement_draft"),
-        "backend_failed": bool(tracker.get_slot("backend_failed")),
+        "backend_failed": bool(tracker.get_slot("backend_failed")) or (
+            decision is None and borrower_of(tracker) is not None),
         "transcript": transcript(tracker),
     }
 
@@ -133,10 +143,23 @@ def _handoff_reason(tracker: Tracker, default: str) -> str:
     return default
 
 
+async def decision_for_case(tracker: Tracker) -> tuple[dict[str, Any] | None, list[EventType]]:
+    """The decision the agent will see: the bot's if still fresh, else checked now (a borrower
+    who asks for a person first has had no check yet). A failure is the case's to show
+    (``backend_failed``), not a second message to the borrower, who is being handed off."""
+    if borrower_of(tracker) is None:
+        return None, []
+    try:
+        return await current_decision(tracker, CollectingDispatcher())
+    except DecisionUnavailable:
+        return None, []
+
+
 async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker,
                    reason: str) -> list[EventType]:
     """Open a case for agents and pause the bot; shared by every handoff trigger."""
-    payload = case_payload(tracker, reason)
+    decision, fetched = await decision_for_case(tracker)
+    payload = case_payload(tracker, reason, decision)
     try:
         case = await asyncio.to_thread(get_desk().call, "POST", "/internal/handoffs",
                                       json=payload)
@@ -148,7 +171,8 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker,
     log.info("handed off [conversation=%s case=%s reason=%s]",
              tracker.sender_id, case.get("case_id") if isinstance(case, dict) else None, reason)
     say(dispatcher, "handoff_started", lang_of(tracker))
-    return [*offer_events(None), SlotSet("handoff_active", True), SlotSet("handoff_reason", None),
+    return [*fetched, *offer_events(None), SlotSet("handoff_active", True),
+            SlotSet("handoff_reason", None),
             ConversationPaused(), ActionExecuted("action_listen")]
 
 

@@ -2,12 +2,16 @@
 
 rasa-sdk's own server (``rasa run actions``) runs any action for whoever reaches its port, on
 whatever tracker they send (say, slots claiming ``borrower_id=<someone else>``). This builds
-the same Sanic app (``rasa_sdk.endpoint.create_app``) and refuses every request but
-``GET /health`` unless it carries ``Authorization: Bearer <RELEND_ACTION_TOKEN>`` — the header
-Rasa sends from ``action_endpoint.headers`` in endpoints.yml. It binds 127.0.0.1 unless told
-otherwise (``--host`` or ``SANIC_HOST``), and in production (``RELEND_ENV`` unset or
-``production``) refuses to start with a missing, short or public token. The sandbox default
-token is ``relend-sandbox-action-token``.
+the same Sanic app as ``rasa_sdk.endpoint.create_app`` (same routes and answers) and refuses
+every request but ``GET /health`` unless it carries ``Authorization: Bearer
+<RELEND_ACTION_TOKEN>`` — the header Rasa sends from ``action_endpoint.headers`` in
+endpoints.yml. Its executor reads the channel's context (identity and language,
+actions/context.py) for every action call before the action runs and returns the slot
+changes with the action's events: no separate action round trip per message.
+
+It binds 127.0.0.1 unless told otherwise (``--host`` or ``SANIC_HOST``), and in production
+(``RELEND_ENV`` unset or ``production``) refuses to start with a missing, short or public
+token. The sandbox default token is ``relend-sandbox-action-token``.
 
 Nothing happens at import time: the token is read and the actions are loaded in ``main()``.
 """
@@ -16,10 +20,16 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import json
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from rasa_sdk.executor import ActionExecutor
+
+from actions.context import channel_slots, with_channel_slots
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -48,15 +58,82 @@ def action_token() -> str:
     return token
 
 
+class ChannelContextExecutor(ActionExecutor):
+    """rasa-sdk's executor; every action sees (and returns) the channel's identity and
+    language for the message it answers (actions/context.py)."""
+
+    async def run(self, action_call: dict[str, Any]) -> dict[str, Any] | None:
+        changes = channel_slots(action_call) if isinstance(action_call, dict) else {}
+        if changes:
+            tracker = action_call["tracker"]
+            slots = tracker.get("slots") if isinstance(tracker.get("slots"), dict) else {}
+            tracker["slots"] = {**slots, **changes}
+        result = await super().run(action_call)
+        if changes and isinstance(result, dict):
+            result["events"] = with_channel_slots(list(result.get("events") or []), changes)
+        return result
+
+
+def create_sdk_app(actions_package: str) -> Sanic:
+    """``rasa_sdk.endpoint.create_app`` (rasa-sdk 3.6.2) with ``ChannelContextExecutor``, no
+    CORS origins and no auto-reload: the same routes, bodies and status codes."""
+    from rasa_sdk import utils
+    from rasa_sdk.endpoint import configure_cors
+    from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
+    from sanic import Sanic, response
+
+    app = Sanic("rasa_sdk", configure_logging=False)
+    configure_cors(app, "")
+    executor = ChannelContextExecutor()
+    executor.register_package(actions_package)
+
+    @app.get("/health")
+    async def health(_request: Request) -> HTTPResponse:
+        return response.json({"status": "ok"}, status=200)
+
+    @app.post("/webhook")
+    async def webhook(request: Request) -> HTTPResponse:
+        if request.headers.get("Content-Encoding") == "deflate":
+            action_call = json.loads(zlib.decompress(request.body))
+        else:
+            action_call = request.json
+        if action_call is None:
+            return response.json({"error": "Invalid body request"}, status=400)
+        utils.check_version_compatibility(action_call.get("version"))
+        try:
+            result = await executor.run(action_call)
+        except ActionExecutionRejection as exc:
+            log.debug(exc)
+            return response.json({"error": exc.message, "action_name": exc.action_name},
+                                 status=400)
+        except ActionNotFoundException as exc:
+            log.error(exc)
+            return response.json({"error": exc.message, "action_name": exc.action_name},
+                                 status=404)
+        return response.json(result, status=200)
+
+    @app.get("/actions")
+    async def actions(_request: Request) -> HTTPResponse:
+        return response.json([{"name": name} for name in executor.actions], status=200)
+
+    @app.exception(Exception)
+    async def exception_handler(request: Request, exception: Exception) -> HTTPResponse:
+        log.error("Exception occurred during execution of request %s", request,
+                  exc_info=exception)
+        return response.json({"error": str(exception), "request_body": request.json},
+                             status=500)
+
+    return app
+
+
 def create_app(token: str, actions_package: str = "actions") -> Sanic:
-    """rasa-sdk's app with a guard in front of every route but ``/health``."""
-    from rasa_sdk.endpoint import create_app as create_sdk_app
+    """The action server's app with a guard in front of every route but ``/health``."""
     from sanic import response
 
     if not token:
         raise ValueError("the action server needs a token")
     expected = token.encode("utf-8")
-    app = create_sdk_app(actions_package, cors_origins="")
+    app = create_sdk_app(actions_package)
 
     @app.middleware("request")
     async def require_rasa(request: Request) -> HTTPResponse | None:

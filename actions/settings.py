@@ -13,13 +13,15 @@ from functools import cache
 from typing import Any
 
 from pydantic import Field, validator
+from pydantic.fields import ModelField
 
-from common.settings import Mode, RelendSettings, refuse_insecure
+from common.settings import RelendSettings, refuse_insecure, sandbox_default
 
 SERVICE = "the action server"
 # the public defaults of the local sandbox: refused in production (common.settings)
 SANDBOX_BACKEND_TOKEN = "relend-sandbox-token"
 SANDBOX_DESK_TOKEN = "relend-sandbox-desk-token"
+SANDBOX_TOKENS = {"backend_token": SANDBOX_BACKEND_TOKEN, "desk_token": SANDBOX_DESK_TOKEN}
 
 
 class ActionSettings(RelendSettings):
@@ -40,27 +42,9 @@ class ActionSettings(RelendSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @validator("backend_token", always=True)
-    def _backend_token(cls, value: str | None, values: dict[str, Any]) -> str:
-        if value is not None:
-            return value
-        return SANDBOX_BACKEND_TOKEN if values.get("mode") is Mode.SANDBOX else ""
-
-    @validator("desk_token", always=True)
-    def _desk_token(cls, value: str | None, values: dict[str, Any]) -> str:
-        if value is not None:
-            return value
-        return SANDBOX_DESK_TOKEN if values.get("mode") is Mode.SANDBOX else ""
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> ActionSettings:
-        """Read the environment, then refuse what production must never run with."""
-        settings = cls(**overrides)
-        settings.check()
-        return settings
-
-    def replace(self, **changes: Any) -> ActionSettings:
-        return self.copy(update=changes)
+    @validator("backend_token", "desk_token", always=True)
+    def _token(cls, value: str | None, values: dict[str, Any], field: ModelField) -> str:
+        return sandbox_default(value, values, SANDBOX_TOKENS[field.name], "")
 
     def check(self) -> None:
         refuse_insecure(SERVICE, self.mode, {

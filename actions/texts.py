@@ -2,7 +2,10 @@
 
 Replies that rules send directly stay in domain.yml (Rasa renders those itself); everything
 a custom action says is looked up here by key and filled with ``{name}`` fields: see
-docs/texts.md. A catalog is read the first time a text of its language is needed.
+docs/texts.md. Reading the catalogs (once per language, never at import time), flattening
+their keys and filling templates is ``common.texts``, shared with the support desk; this
+module adds what only the actions need: the supported languages, replies with their buttons,
+and ``guarded``.
 
 A missing key, a missing field or an unreadable catalog is a ``TextError`` -- a bug in the
 texts, never a problem of the borrower's data or of the backend. Tests let it fail loudly;
@@ -13,20 +16,21 @@ from __future__ import annotations
 
 import functools
 import logging
-import string
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import yaml
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+
+from common.texts import CATALOG_DIR, TextError, catalog, fields_of, fill
 
 from . import language
 
 log = logging.getLogger("relend.actions.texts")
 
-CATALOG_DIR = Path(__file__).resolve().parent.parent / "texts"
+__all__ = ["CATALOG_DIR", "REPLY_BUTTONS", "Button", "TextError", "button", "catalog",
+           "fields_of", "guarded", "render", "say", "text", "text_failed"]
+
 Button = dict[str, str]
 
 # which buttons go with each reply: (catalog key of the title under "button.", payload)
@@ -43,63 +47,13 @@ REPLY_BUTTONS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-class TextError(Exception):
-    """A text could not be produced: unknown key, missing field or unreadable catalog."""
-
-    def __init__(self, key: str, lang: str, problem: str) -> None:
-        super().__init__(f"text {key!r} ({lang}): {problem}")
-        self.key = key
-        self.lang = lang
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for name, value in tree.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, key + "."))
-        elif isinstance(value, str):
-            flat[key] = value
-        else:
-            raise TextError(key, prefix, f"is {type(value).__name__}, not text")
-    return flat
-
-
-@functools.cache
-def catalog(lang: str) -> dict[str, str]:
-    """The texts of ``lang`` by dotted key (``reply.clarify``), read once."""
-    path = CATALOG_DIR / f"{lang}.yml"
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise TextError("*", lang, f"cannot read {path}: {exc}") from exc
-    if not isinstance(tree, Mapping):
-        raise TextError("*", lang, f"{path} is not a mapping")
-    return _flatten(tree)
-
-
-def fields_of(template: str) -> set[str]:
-    """The ``{names}`` a template needs."""
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-
-
-class _Fields(dict):
-    def __missing__(self, name: str) -> str:
-        raise KeyError(name)
-
-
 def text(key: str, lang: str, **fields: Any) -> str:
     """The text ``key`` in ``lang`` (the default language if ``lang`` is not supported)."""
     lang = lang if lang in language.SUPPORTED else language.DEFAULT
     template = catalog(lang).get(key)
     if template is None:
         raise TextError(key, lang, "no such key in the catalog")
-    try:
-        return template.format_map(_Fields(fields))
-    except KeyError as exc:
-        raise TextError(key, lang, f"no value for the field {{{exc.args[0]}}}") from None
-    except (ValueError, IndexError, AttributeError) as exc:
-        raise TextError(key, lang, f"malformed template: {exc}") from None
+    return fill(template, key, lang, fields)
 
 
 def button(name: str, payload: str, lang: str) -> Button:

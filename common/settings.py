@@ -6,8 +6,9 @@ forgets the switch gets a service that refuses to start and says what is missing
 that lets anybody log in as anybody. The local stack (``python -m stack``, ``scripts/run``,
 ``scripts/test``) sets ``sandbox`` for the servers it starts.
 
-Each service reads its settings with one typed object (pydantic ``BaseSettings``) and calls
-``refuse_insecure`` on the secrets it holds.
+Each service reads its settings with one typed object (a ``RelendSettings``): ``from_env``
+reads the environment and calls the service's ``check``, which passes the secrets it holds to
+``refuse_insecure``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseSettings, Field, validator
 
@@ -90,9 +91,21 @@ def refuse_insecure(service: str, mode: Mode, secrets: Mapping[str, str | None],
         raise InsecureSettings(service, problems)
 
 
+def sandbox_default(value: Any, values: Mapping[str, Any], sandbox: Any, production: Any) -> Any:
+    """For a validator: an unset field (None) is ``sandbox`` in the sandbox and ``production``
+    in production (``values`` are the fields read before it, the mode first)."""
+    if value is not None:
+        return value
+    return sandbox if values.get("mode") is Mode.SANDBOX else production
+
+
+_Settings = TypeVar("_Settings", bound="RelendSettings")
+
+
 class RelendSettings(BaseSettings):
-    """What every service's settings share: the mode, immutability, no .env file, and an
-    environment variable set to blanks meaning the same as an unset one."""
+    """What every service's settings share: the mode, immutability, no .env file, an
+    environment variable set to blanks meaning the same as an unset one, and reading them
+    (``from_env``) only together with the service's own ``check``."""
 
     mode: Mode = Field(default_factory=current_mode, env=MODE_VARIABLE)
 
@@ -113,3 +126,21 @@ class RelendSettings(BaseSettings):
     def _mode(cls, value: Any) -> Any:
         # the one reading of RELEND_ENV: case and blanks do not matter, anything else is refused
         return current_mode({MODE_VARIABLE: value}) if isinstance(value, str) else value
+
+    @classmethod
+    def from_env(cls: type[_Settings], **overrides: Any) -> _Settings:
+        """Read the environment, then refuse what production must never run with
+        (``InsecureSettings``, whose message names each variable)."""
+        settings = cls(**overrides)
+        settings.check()
+        return settings
+
+    def replace(self: _Settings, **changes: Any) -> _Settings:
+        """A copy with some fields changed (not re-read from the environment, not re-checked:
+        the service checks the settings it is given)."""
+        return self.copy(update=changes)
+
+    def check(self) -> None:
+        """Raise ``InsecureSettings`` in production for weak secrets or sandbox-only features
+        (each service says which it has)."""
+        raise NotImplementedError

@@ -1,7 +1,10 @@
 """The desk's app: ``create_app`` builds what one desk holds (database, hub, Rasa client,
 limits, the demo-borrower directory) into a ``DeskContext`` on ``app.state.desk`` and wires
 the middleware, the error handlers, the routers (desk/routes/) and the static files.
-Routes reach the context through desk/deps.py."""
+Routes reach the context through desk/deps.py.
+
+The database engine is made from ``settings.database_url`` unless the caller hands one in
+(``create_app(settings, engine=...)``); an engine handed in stays the caller's to dispose."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
 
 from common.db import make_engine, make_session_factory
 
@@ -30,10 +34,11 @@ log = logging.getLogger("relend.desk")
 RETENTION_EVERY_SECONDS = 3600
 
 
-def create_app(settings: DeskSettings | None = None) -> FastAPI:
+def create_app(settings: DeskSettings | None = None, *, engine: Engine | None = None
+               ) -> FastAPI:
     settings = settings or DeskSettings.from_env()
     settings.check()
-    sessions = make_session_factory(make_engine(settings.database_url))
+    sessions = make_session_factory(engine or make_engine(settings.database_url))
     hub = Hub()
     rasa = RasaClient(settings.rasa_url, settings.rasa_jwt_secret, settings.channel_secret,
                       settings.rasa_timeout)
@@ -65,10 +70,15 @@ def create_app(settings: DeskSettings | None = None) -> FastAPI:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     context: DeskContext = app.state.desk
     retention = asyncio.get_running_loop().create_task(keep_retention(context))
+    # turns a stopped desk left behind, and conversations that wait for agents only because
+    # the assistant was down (desk/turns.py): at start, then every few seconds
+    watch = asyncio.get_running_loop().create_task(
+        context.turns.watch(context.settings.assistant_probe_seconds))
     try:
         yield
     finally:
         retention.cancel()
+        watch.cancel()
         await context.rasa.close()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, root_validator, validator
 
-from common.settings import Mode, RelendSettings, refuse_insecure
+from common.settings import Mode, RelendSettings, refuse_insecure, sandbox_default
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_DEFAULTS = {
@@ -25,13 +25,6 @@ SANDBOX_DEFAULTS = {
     # login is refused in production, so production never needs it
     "backend_token": "relend-sandbox-token",
 }
-
-
-def _sandbox_default(value: Any, values: dict[str, Any], default: Any) -> Any:
-    """A sandbox-only feature: on by default in the sandbox, off by default in production."""
-    if value is None:
-        return default if values.get("mode") is Mode.SANDBOX else type(default)()
-    return value
 
 
 class DeskSettings(RelendSettings):
@@ -52,7 +45,11 @@ class DeskSettings(RelendSettings):
     demo_agents: bool | None = Field(None, env="RELEND_DESK_DEMO_AGENTS")
     demo_agent_password: str = Field("relend-demo", env="RELEND_DEMO_AGENT_PASSWORD")
     rasa_url: str = Field("http://127.0.0.1:5005", env="RELEND_RASA_URL")
-    rasa_timeout: float = Field(15.0, env="RELEND_RASA_TIMEOUT")
+    # the longest one call to Rasa may take (docs/configuration.md says why 10 s)
+    rasa_timeout: float = Field(10.0, env="RELEND_RASA_TIMEOUT")
+    # how often the desk looks for turns a crash left behind and asks Rasa whether it is
+    # back for conversations sent to agents only because it was down
+    assistant_probe_seconds: float = Field(5.0, env="RELEND_DESK_ASSISTANT_PROBE_SECONDS")
     # the eligibility backend, asked for the sandbox's demo borrowers (demo login only)
     backend_url: str = Field("http://127.0.0.1:8081", env="RELEND_BACKEND_URL")
     backend_token: str = Field("", env="RELEND_BACKEND_TOKEN")
@@ -75,27 +72,14 @@ class DeskSettings(RelendSettings):
                 values[field] = default if values.get("mode") is Mode.SANDBOX else ""
         return values
 
-    @validator("demo_login", always=True)
-    def _demo_login(cls, value: bool | None, values: dict[str, Any]) -> bool:
-        return _sandbox_default(value, values, True)
-
-    @validator("demo_agents", always=True)
-    def _demo_agents(cls, value: bool | None, values: dict[str, Any]) -> bool:
-        return _sandbox_default(value, values, True)
+    @validator("demo_login", "demo_agents", always=True)
+    def _sandbox_feature(cls, value: bool | None, values: dict[str, Any]) -> bool:
+        """Sandbox-only: on by default in the sandbox, off by default in production."""
+        return sandbox_default(value, values, True, False)
 
     @validator("rasa_url", "backend_url")
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> DeskSettings:
-        """Read the environment, then refuse what production must never run with."""
-        settings = cls(**overrides)
-        settings.check()
-        return settings
-
-    def replace(self, **changes: Any) -> DeskSettings:
-        return self.copy(update=changes)
 
     def check(self) -> None:
         extra = []

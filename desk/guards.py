@@ -18,18 +18,32 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
-    "cache-control": "no-store",
 }
+# pages and API answers are never stored; an answer that says how it may be cached keeps that
+# (GET /texts/<lang>.json: no-cache, revalidated by its ETag); the static files are revalidated
+# by their ETag and Last-Modified instead of being fetched again on every load
+NO_STORE, REVALIDATE = "no-store", "no-cache"
+STATIC_PREFIX = "/static/"
 
 
 def _error_body(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
 
 
+def cache_control(path: str, status: int, own: bytes | None) -> bytes:
+    """The Cache-Control of an answer: its own if it has one; a static file's (200, 304) is
+    revalidated; everything else is never stored."""
+    if own:
+        return own
+    if path.startswith(STATIC_PREFIX) and status in (200, 304):
+        return REVALIDATE.encode()
+    return NO_STORE.encode()
+
+
 class GuardMiddleware:
     """Pure ASGI: refuses HTTP bodies over ``max_body_bytes`` with ``413`` (by Content-Length,
     and by reading a body sent without one — at most the limit is ever held) and adds the
-    security headers to every answer."""
+    security headers and a Cache-Control (``cache_control``) to every answer."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -70,9 +84,17 @@ class GuardMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.decode("latin-1").lower() not in SECURITY_HEADERS]
+                own = None
+                headers = []
+                for k, v in message.get("headers", []):
+                    name = k.decode("latin-1").lower()
+                    if name == "cache-control":
+                        own = v
+                    elif name not in SECURITY_HEADERS:
+                        headers.append((k, v))
                 headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                headers.append((b"cache-control", cache_control(
+                    scope.get("path", ""), message.get("status", 200), own)))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -83,7 +105,8 @@ class GuardMiddleware:
                            f"Request bodies are limited to {self.max_body_bytes} bytes.")
         await send({"type": "http.response.start", "status": 413, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items())]})
+            *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()),
+            (b"cache-control", NO_STORE.encode())]})
         await send({"type": "http.response.body", "body": body})
 
 

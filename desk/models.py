@@ -20,13 +20,15 @@ Base = declarative_base()
 
 
 class Conversation(Base):
+    """A borrower's one thread with the desk: it goes on across reconnects, handoffs and
+    closed cases (an agent closing a case hands the same conversation back to the bot)."""
+
     __tablename__ = "conversations"
 
     id = Column(String(40), primary_key=True)  # the Rasa sender id
     borrower_id = Column(String(64), nullable=False, index=True)
     locale = Column(String(10), nullable=False, default="zh-CN")
     owner = Column(String(10), nullable=False, default="bot")  # bot | agent
-    status = Column(String(10), nullable=False, default="open")  # open | closed
     created_at = Column(UTCDateTime, nullable=False)
     updated_at = Column(UTCDateTime, nullable=False)
 
@@ -48,6 +50,13 @@ class Message(Base):
     created_at = Column(UTCDateTime, nullable=False)
     # set when retention replaced the raw text with its masked form (RELEND_DESK_RAW_TEXT_DAYS)
     masked_at = Column(UTCDateTime, nullable=True)
+    # a borrower message's turn (desk/turns.py): pending (stored and acked) -> sending (with
+    # the assistant) -> done, or failed (the assistant did not answer; replayed when it is
+    # back). Null for the other senders and for messages stored before migration 0004.
+    state = Column(String(10), nullable=True, index=True)
+    state_at = Column(UTCDateTime, nullable=True)  # when ``state`` last changed
+    # when the desk first forwarded it to the assistant: where to look in Rasa's tracker
+    forwarded_at = Column(UTCDateTime, nullable=True)
 
 
 class Case(Base):

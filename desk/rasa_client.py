@@ -1,5 +1,8 @@
 """Talking to Rasa: the signed desk channel for borrower messages, the HTTP API to pause,
-resume and run actions. Every call has a timeout; failures raise ``AssistantUnavailable``.
+resume and run actions, read a tracker, ask whether Rasa is up. Every call has one deadline
+(``RELEND_RASA_TIMEOUT``, the whole call); failures raise ``AssistantUnavailable`` with the
+cause in words (``timeout after 10 s``, ``unreachable: ConnectError ...``, ``HTTP 500``), which
+the caller logs with the conversation it was for.
 
 - Borrower messages go to ``/webhooks/desk/webhook`` (channels/desk_channel.py), signed with
   ``RELEND_CHANNEL_SECRET`` over the conversation id, the text's SHA-256, the borrower id,
@@ -10,6 +13,7 @@ resume and run actions. Every call has a timeout; failures raise ``AssistantUnav
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -27,7 +31,7 @@ JWT_USERNAME = "relend-desk"
 
 
 class AssistantUnavailable(Exception):
-    pass
+    """Rasa did not answer; ``str(exc)`` is the cause, for the log."""
 
 
 class RasaClient:
@@ -65,14 +69,22 @@ class RasaClient:
         return self._jwt[0]
 
     async def _call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-                    **kwargs: Any) -> Any:
+                    timeout: float | None = None, **kwargs: Any) -> Any:
+        timeout = self.timeout if timeout is None else timeout
         try:
-            response = await self.client.request(method, path, headers=headers, **kwargs)
+            response = await asyncio.wait_for(
+                self.client.request(method, path, headers=headers, **kwargs), timeout)
             response.raise_for_status()
             return response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            log.error("rasa %s %s failed: %s", method, path, exc)
-            raise AssistantUnavailable(str(exc)) from exc
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise AssistantUnavailable(f"timeout after {timeout:g} s") from exc
+        except httpx.HTTPStatusError as exc:
+            raise AssistantUnavailable(f"HTTP {exc.response.status_code}") from exc
+        except httpx.HTTPError as exc:
+            raise AssistantUnavailable(f"unreachable: {type(exc).__name__} {exc}".strip()
+                                       ) from exc
+        except ValueError as exc:
+            raise AssistantUnavailable("an answer that is not JSON") from exc
 
     async def _api(self, method: str, path: str, **kwargs: Any) -> Any:
         return await self._call(method, path, headers={
@@ -102,3 +114,20 @@ class RasaClient:
         body = await self._api("POST", f"/conversations/{conversation_id}/execute",
                                json={"name": action})
         return body.get("messages", []) if isinstance(body, dict) else []
+
+    async def tracker(self, conversation_id: str, *, events: bool = True) -> dict[str, Any]:
+        """Rasa's tracker of a conversation: ``paused``, ``latest_action_name`` and, with
+        ``events``, every event since the conversation began."""
+        body = await self._api("GET", f"/conversations/{conversation_id}/tracker",
+                               params={"include_events": "ALL" if events else "NONE"})
+        if not isinstance(body, dict):
+            raise AssistantUnavailable("a tracker that is not a JSON object")
+        return body
+
+    async def ready(self, timeout: float = 3.0) -> bool:
+        """Whether Rasa answers ``/status`` with a model loaded (within ``timeout``)."""
+        try:
+            body = await self._api("GET", "/status", timeout=min(timeout, self.timeout))
+        except AssistantUnavailable:
+            return False
+        return isinstance(body, dict) and bool(body.get("model_id") or body.get("model_file"))

@@ -60,16 +60,14 @@ def ensure_demo_data(session: Session, password: str, *, demo_agents: bool) -> N
 
 def open_conversation(session: Session, borrower_id: str, locale: str, now: datetime
                       ) -> Conversation:
-    """The borrower's open conversation, or a new one."""
+    """The borrower's conversation (there is one per borrower), or a new one."""
     conversation = session.execute(
-        select(Conversation).where(Conversation.borrower_id == borrower_id,
-                                   Conversation.status == "open")
+        select(Conversation).where(Conversation.borrower_id == borrower_id)
         .order_by(Conversation.created_at.desc())
     ).scalars().first()
     if conversation is None:
         conversation = Conversation(id="c-" + uuid.uuid4().hex[:24], borrower_id=borrower_id,
-                                    locale=locale, owner="bot", status="open", created_at=now,
-                                    updated_at=now)
+                                    locale=locale, owner="bot", created_at=now, updated_at=now)
         session.add(conversation)
         session.commit()
     elif conversation.locale != locale:
@@ -88,12 +86,6 @@ def clean_text(text: str) -> str:
     """What is stored of a borrower's message: no control characters, no lone surrogates
     (which no database can store), no surrounding whitespace."""
     return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text)).strip()
-
-
-def has_message(session: Session, conversation_id: str, client_id: str) -> bool:
-    return session.execute(select(Message.id).where(
-        Message.conversation_id == conversation_id,
-        Message.client_message_id == client_id)).first() is not None
 
 
 def mask_old_messages(session: Session, raw_text_days: int, now: datetime) -> int:
@@ -116,8 +108,11 @@ def mask_old_messages(session: Session, raw_text_days: int, now: datetime) -> in
 
 def add_message(session: Session, conversation_id: str, sender: str, text: str, now: datetime,
                 *, buttons: list[dict[str, Any]] | None = None, client_id: str | None = None,
-                agent_name: str | None = None) -> tuple[Message, bool]:
-    """Store a message once; a repeated client id returns the stored one (created=False)."""
+                agent_name: str | None = None, state: str | None = None
+                ) -> tuple[Message, bool]:
+    """Store a message once; a repeated client id returns the stored one (created=False).
+    ``state``: a borrower message's turn state (``pending``: stored with it, so no
+    acknowledged message is ever without one; desk/turns.py)."""
     if client_id:
         existing = session.execute(select(Message).where(
             Message.conversation_id == conversation_id,
@@ -126,7 +121,8 @@ def add_message(session: Session, conversation_id: str, sender: str, text: str, 
             return existing, False
     message = Message(conversation_id=conversation_id, sender=sender, text=text,
                       buttons=buttons or None, client_message_id=client_id,
-                      agent_name=agent_name, created_at=now)
+                      agent_name=agent_name, created_at=now, state=state,
+                      state_at=now if state else None)
     session.add(message)
     try:  # the insert is flushed by the update: a duplicate client id fails there
         session.execute(update(Conversation).where(Conversation.id == conversation_id)

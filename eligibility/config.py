@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, validator
 
-from common.settings import Mode, RelendSettings, refuse_insecure
+from common.settings import RelendSettings, refuse_insecure, sandbox_default
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = PROJECT_ROOT / "var" / "eligibility.db"
@@ -22,13 +22,6 @@ SERVICE = "the eligibility backend"
 # the public defaults of the local sandbox: refused in production (common.settings)
 SANDBOX_SERVICE_TOKEN = "relend-sandbox-token"
 SANDBOX_BACKOFFICE_TOKEN = "relend-sandbox-backoffice-token"
-
-
-def _sandbox_default(value: Any, values: dict[str, Any], sandbox: Any, production: Any) -> Any:
-    """Unset: ``sandbox`` in the sandbox, ``production`` in production."""
-    if value is not None:
-        return value
-    return sandbox if values.get("mode") is Mode.SANDBOX else production
 
 
 class Settings(RelendSettings):
@@ -52,28 +45,15 @@ class Settings(RelendSettings):
 
     @validator("service_token", always=True)
     def _service_token(cls, value: str | None, values: dict[str, Any]) -> str:
-        return _sandbox_default(value, values, SANDBOX_SERVICE_TOKEN, "")
+        return sandbox_default(value, values, SANDBOX_SERVICE_TOKEN, "")
 
     @validator("backoffice_token", always=True)
     def _backoffice_token(cls, value: str | None, values: dict[str, Any]) -> str:
-        return _sandbox_default(value, values, SANDBOX_BACKOFFICE_TOKEN, "")
+        return sandbox_default(value, values, SANDBOX_BACKOFFICE_TOKEN, "")
 
     @validator("sandbox_fixtures", always=True)
     def _sandbox_fixtures(cls, value: bool | None, values: dict[str, Any]) -> bool:
-        return _sandbox_default(value, values, True, False)
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> Settings:
-        """Read the environment, then refuse what production must never run with
-        (``InsecureSettings``, whose message names each variable)."""
-        settings = cls(**overrides)
-        settings.check()
-        return settings
-
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed (not re-read from the environment, not re-checked:
-        ``create_app`` checks the settings it is given)."""
-        return self.copy(update=changes)
+        return sandbox_default(value, values, True, False)
 
     def check(self) -> None:
         """Raise ``InsecureSettings`` in production for weak secrets or sandbox-only features."""

@@ -89,7 +89,7 @@ def evaluate(inputs: DecisionInputs, *, now: datetime, min_drawdown_cents: int =
     closed = line is None or line.status == "closed"
     total = 0 if closed else line.total_limit_cents
     outstanding = sum(loan.outstanding_cents for loan in borrower.loans)
-    posting = [r for r in borrower.repayments if _is_posting(r.posted_at, r.paid_at, now)]
+    posting = [r for r in borrower.repayments if _in_force(r.paid_at, r.posted_at, now)]
     posting_cents = min(sum(r.amount_cents for r in posting), outstanding)
     available = max(0, total - outstanding)
     short_of_minimum = available < min_drawdown_cents
@@ -135,8 +135,10 @@ def reason_to_dict(reason: Reason) -> dict[str, Any]:
     }
 
 
-def _is_posting(posted_at: datetime | None, paid_at: datetime, now: datetime) -> bool:
-    return paid_at <= now and (posted_at is None or posted_at > now)
+def _in_force(start: datetime, end: datetime | None, now: datetime) -> bool:
+    """``now`` is in [start, end): begun, and not (yet) ended. A repayment is posting from
+    payment to posting; a hold, a policy or an incident applies until it ends."""
+    return start <= now and (end is None or end > now)
 
 
 def _waived(borrower: BorrowerRecords, reason: Reason) -> bool:
@@ -171,8 +173,7 @@ def _check_line_closed(borrower: BorrowerRecords) -> Reason | None:
 
 
 def _check_compliance_hold(borrower: BorrowerRecords, now: datetime) -> Reason | None:
-    active = [h for h in borrower.holds if h.placed_at <= now and (
-        h.released_at is None or h.released_at > now)]
+    active = [h for h in borrower.holds if _in_force(h.placed_at, h.released_at, now)]
     if not active:
         return None
     hold = active[-1]
@@ -270,8 +271,7 @@ def _check_risk_policy(
 ) -> Reason | None:
     active = [
         p for p in policies
-        if p.segment == borrower.segment and p.effective_from <= now
-        and (p.effective_until is None or p.effective_until > now)
+        if p.segment == borrower.segment and _in_force(p.effective_from, p.effective_until, now)
     ]
     if not active:
         return None
@@ -342,8 +342,7 @@ def _check_incident(
 ) -> Reason | None:
     active = [
         i for i in incidents
-        if i.started_at <= now
-        and (i.resolved_at is None or i.resolved_at > now)
+        if _in_force(i.started_at, i.resolved_at, now)
         and (i.kind != "maintenance" or i.expected_end_at is None or i.expected_end_at > now)
         and (i.funding_partner is None or i.funding_partner == borrower.funding_partner)
     ]

@@ -107,6 +107,21 @@ class Builder:
             **factors,
         ))
 
+    def limit_cut(self, previous: int, *, days_ago: int, reason: str) -> None:
+        """The line's limit was lowered from ``previous`` to what it is now."""
+        line = self.borrower.credit_line
+        line.previous_limit_cents = previous * 100
+        line.limit_changed_at = self.now - days_ago * DAY
+        line.limit_change_reason = reason
+
+    def late_payment(self, loan: Loan, amount: int, *, due_days_ago: int, days_late: int,
+                     cleared_days_ago: int) -> None:
+        self.session.add(OverdueRecord(
+            borrower_id=self.borrower.id, loan_id=loan.id, due_date=self.now - due_days_ago * DAY,
+            amount_cents=amount * 100, days_overdue=days_late,
+            cleared_at=self.now - cleared_days_ago * DAY,
+        ))
+
     def add(self, record: object) -> None:
         self.session.add(record)
 
@@ -184,8 +199,7 @@ def score_inactive(b: Builder) -> None:
 def overdue(b: Builder) -> None:
     _healthy(b, 10000)
     loan = b.loan(4000, 0, paid=4, total=4, opened_days_ago=150)
-    b.add(OverdueRecord(borrower_id=b.borrower.id, loan_id=loan.id, due_date=b.now - 40 * DAY,
-                        amount_cents=100000, days_overdue=12, cleared_at=b.now - 28 * DAY))
+    b.late_payment(loan, 1000, due_days_ago=40, days_late=12, cleared_days_ago=28)
 
 
 def id_expired(b: Builder) -> None:
@@ -218,10 +232,7 @@ def closed(b: Builder) -> None:
 
 def reduced(b: Builder) -> None:
     _healthy(b, 20000)
-    line = b.borrower.credit_line
-    line.previous_limit_cents = 5_000_000
-    line.limit_changed_at = b.now - 9 * DAY
-    line.limit_change_reason = "periodic_review"
+    b.limit_cut(50000, days_ago=9, reason="periodic_review")
 
 
 def posting_and_incident(b: Builder) -> None:
@@ -239,13 +250,9 @@ def id_score_funding(b: Builder) -> None:
 
 def overdue_reduced_in_use(b: Builder) -> None:
     _healthy(b, 6000)
-    line = b.borrower.credit_line
-    line.previous_limit_cents = 1_500_000
-    line.limit_changed_at = b.now - 20 * DAY
-    line.limit_change_reason = "overdue"
+    b.limit_cut(15000, days_ago=20, reason="overdue")
     late = b.loan(6000, 5800, paid=1, total=12, opened_days_ago=70)
-    b.add(OverdueRecord(borrower_id=b.borrower.id, loan_id=late.id, due_date=b.now - 25 * DAY,
-                        amount_cents=50000, days_overdue=5, cleared_at=b.now - 20 * DAY))
+    b.late_payment(late, 500, due_days_ago=25, days_late=5, cleared_days_ago=20)
 
 
 DEMO_BORROWERS: tuple[DemoBorrower, ...] = (

@@ -31,9 +31,9 @@ from nlu_eval.sets import HELDOUT, REAL_SETS, heldout_examples, real_examples  #
 # fails. They are not yet the targets of issue 8 (strict 0.75, routing averaged over the
 # routes 0.85, off-topic 0.75): raise them as the model gets there, never lower them.
 GATES = (
-    ("real", "strict_accuracy", 0.57),
-    ("real", "routing_macro_recall", 0.60),
-    ("real", "off_topic_recall", 0.69),
+    ("real", "strict_accuracy", 0.61),
+    ("real", "routing_macro_recall", 0.61),
+    ("real", "off_topic_recall", 0.72),
     ("heldout", "intent_macro_f1", 0.90),
 )
 

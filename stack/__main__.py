@@ -1,17 +1,22 @@
-"""``python -m stack {up,train,chat}``: the local assistant, the way the run command starts it.
+"""``python -m stack {up,train,chat,stop}``: the local assistant, the way the run command starts it.
 
 up     seed the sandbox backend, train if needed, start every server, then wait (Ctrl-C stops)
 train  train the Rasa model if its inputs changed (--force to retrain)
 chat   all of `up`, then a terminal chat as a demo borrower through the desk (like the app)
+stop   stop a running `up` or `chat` (of the same RELEND_VAR_DIR) and the servers it started
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from .config import ROOT, StackConfig
 from .model import ensure_model
@@ -34,9 +39,58 @@ def banner(config: StackConfig) -> str:
     ])
 
 
+def pid_file(config: StackConfig) -> Path:
+    """Where a running ``up``/``chat`` writes its process id (one per var directory)."""
+    return config.log_dir.parent / "stack.pid"
+
+
+@contextlib.contextmanager
+def running(config: StackConfig) -> Iterator[None]:
+    path = pid_file(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_text().strip() == str(os.getpid()):
+                path.unlink()
+
+
+def _is_stack(pid: int) -> bool:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"stack" in args and b"-m" in args
+
+
+def stop(config: StackConfig, timeout: float = 40.0) -> int:
+    """SIGTERM to the running ``up``/``chat``, which stops the servers it started; waits."""
+    path = pid_file(config)
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        print(f"[stack] nothing to stop (no {path})")
+        return 0
+    if not _is_stack(pid):
+        print(f"[stack] process {pid} is not a running stack; removing {path}")
+        path.unlink(missing_ok=True)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _is_stack(pid):
+            print(f"[stack] stopped (process {pid})")
+            return 0
+        time.sleep(0.3)
+    print(f"[stack] process {pid} still running after {timeout:.0f} s", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "train", "chat"])
+    parser.add_argument("command", choices=["up", "train", "chat", "stop"])
     parser.add_argument("--force", action="store_true", help="retrain even if nothing changed")
     args = parser.parse_args(argv)
     # a plain `kill` must still stop the servers this started, not orphan them
@@ -45,11 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         ensure_model(config, force=args.force)
         return 0
+    if args.command == "stop":
+        return stop(config)
     seed_backend(config)
     ensure_model(config, force=args.force)
     print("[stack] starting backend, desk, action server and Rasa...", flush=True)
-    with Stack(config).up():
+    with running(config), Stack(config).up() as stack:
         print(banner(config), flush=True)
+        if stack.ready_seconds:
+            print("[stack] ready after (s): " + ", ".join(
+                f"{name} {seconds}" for name, seconds in stack.ready_seconds.items()),
+                flush=True)
         if args.command == "chat":
             from .chat import run_chat
 

@@ -5,6 +5,10 @@ secret that signs Rasa's API tokens is not on the command line, where any local 
 (``ps``, ``/proc/<pid>/cmdline``). It appends ``--jwt-secret $RELEND_RASA_JWT_SECRET
 --jwt-method HS256`` and refuses to start Rasa's HTTP API without a secret (that would leave
 the API open) or, in production, with a short or public one.
+
+Before Rasa starts, it applies the project's run-time fixes to Rasa, pinned to Rasa 3.6.21
+(stack/rasa_patches.py: custom actions' responses validated with a validator built once, the
+SQLite tracker store pooled and in WAL mode, event classes looked up from a table).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ def main() -> int:
     sys.argv = ["rasa", *args, "--jwt-secret", secret, "--jwt-method", "HS256"]
     from rasa.__main__ import main as rasa_main
 
+    from stack.rasa_patches import apply
+
+    apply()
     rasa_main()
     return 0
 

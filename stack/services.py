@@ -77,12 +77,15 @@ class Stack:
         self.only = only
         self.started: list[Service] = []
         self.all = services(self.config)
+        # seconds from starting each server this stack started until it answered
+        self.ready_seconds: dict[str, float] = {}
 
     def start(self) -> None:
         self.config.check()
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         env = self.config.child_env()
         pending = []
+        launched = time.monotonic()
         for name in self.only:
             service = self.all[name]
             if service.healthy():
@@ -96,6 +99,7 @@ class Stack:
             pending.append(service)
         for service in pending:
             self._wait(service)
+            self.ready_seconds[service.name] = round(time.monotonic() - launched, 1)
         if "rasa" in [s.name for s in pending]:
             self._warm_up()
 

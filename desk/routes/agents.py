@@ -10,6 +10,8 @@ from pydantic import BaseModel, constr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.texts import text as catalog_text
+
 from .. import auth, service
 from ..auth import check_password, sign
 from ..config import DeskSettings
@@ -133,6 +135,8 @@ async def claim_case(case_id: int, agent: CurrentAgent, context: Context,
                      session: DbSession) -> dict[str, Any]:
     case = service.claim(session, case_id, agent.id, utc_now())
     summary = service.case_summary(case, service.agent_names(session))
+    # the borrower's unanswered messages are the agent's now: never sent to the bot again
+    context.turns.settle_unanswered(case.conversation_id)
     await context.hub.to_agents({"type": "queue"})
     return summary
 
@@ -163,9 +167,9 @@ async def agent_reply(case_id: int, body: AgentText, agent: CurrentAgent, contex
     try:  # keep the assistant's transcript complete for when it takes over again
         await context.rasa.append_events(conversation_id, [
             {"event": "bot", "text": mask_text(body.text), "metadata": {"agent": agent.name}}])
-    except AssistantUnavailable:
-        log.warning("could not log agent message in the assistant's tracker for %s",
-                    conversation_id)
+    except AssistantUnavailable as exc:
+        log.warning("conversation %s: could not log the agent's message in the assistant's "
+                    "tracker: %s", conversation_id, exc)
     return payload
 
 
@@ -187,6 +191,8 @@ async def return_to_bot(case_id: int, body: ReturnToBot, agent: CurrentAgent, co
     try:
         replies = await context.turns.resume_bot(conversation_id, body.note or None)
     except AssistantUnavailable as exc:
+        log.warning("conversation %s: the assistant did not take it back from case %d: %s",
+                    conversation_id, case_id, exc)
         raise DeskError(502, "assistant_unavailable",
                         "The assistant did not take the conversation back; the case is "
                         "still yours. Try again in a moment.") from exc
@@ -208,8 +214,9 @@ async def close_case(case_id: int, agent: CurrentAgent, context: Context,
         await context.rasa.append_events(conversation_id, [
             {"event": "resume"}, {"event": "slot", "name": "handoff_active", "value": False},
             {"event": "action", "name": "action_listen"}])
-    except AssistantUnavailable:
-        log.warning("could not resume the assistant for %s", conversation_id)
+    except AssistantUnavailable as exc:
+        log.warning("conversation %s: could not resume the assistant after closing case %d: %s",
+                    conversation_id, case_id, exc)
     return {"case_id": case_id, "status": "closed"}
 
 
@@ -242,11 +249,14 @@ async def run_check(conversation_id: str, agent: CurrentAgent, context: Context,
         raise DeskError(409, "not_your_case", "Claim the case before acting on it.")
     if case is None and not agent.supervisor:
         raise DeskError(403, "forbidden", "Only a supervisor can run a check outside a case.")
+    # the note the bot reads out, in the conversation's language
+    note = catalog_text("desk.run_check_note", conversation.locale[:2])
     session.close()  # nothing held while the assistant answers; the case is read again after
-    note = f"{agent.name} asked me to check your account again"
     try:
         replies = await context.turns.resume_bot(conversation_id, note)
     except AssistantUnavailable as exc:
+        log.warning("conversation %s: the assistant did not run the check: %s",
+                    conversation_id, exc)
         raise DeskError(502, "assistant_unavailable", "The assistant did not answer.") from exc
     case = service.open_case_for(session, conversation_id)
     if case is not None:
@@ -310,10 +320,8 @@ async def agent_socket(socket: WebSocket, context: Context) -> None:
         return
     context.hub.add_agent(agent.id, socket)
     try:
-        while True:  # the console only listens; pings keep it alive
-            if await receive_frame(socket, context.settings.ws_max_bytes) in (
-                    "binary", "not_json", "frame_too_large"):
-                continue
+        while True:  # the console only listens; pings keep it alive; anything else is ignored
+            await receive_frame(socket, context.settings.ws_max_bytes)
     except WebSocketDisconnect:
         pass
     finally:

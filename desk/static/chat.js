@@ -6,8 +6,10 @@
  *  - on every (re)connect the page sends {"type":"hello","after":lastId} and then resends the
  *    unacknowledged messages with their original client_id (the desk dedupes by client_id);
  *  - messages are keyed by their server id, so a replay never shows one twice;
- *  - a message the desk refuses as "rate_limited" stays in the outbox and is resent after the
- *    retry_after the desk gave.
+ *  - a message the desk refuses as "rate_limited", or could not handle ("unavailable"), stays
+ *    in the outbox and is resent after the retry_after the desk gave; any other refusal that
+ *    names the message (its client_id) is final: the message leaves the outbox and is shown as
+ *    not sent, with the reason, so it is never resent (nor holds up the ones after it).
  *
  * Privacy on a shared device: every key this page writes starts with "relend.chat." and all of
  * them (session token, outbox, cached history, locale) are removed from localStorage and
@@ -15,6 +17,13 @@
  *
  * The token travels in the WebSocket subprotocol list ("relend.v1", "auth.<token>"), never in
  * the URL. The page runs under a strict CSP: no inline scripts or style attributes here.
+ *
+ * Every word on the page is a text of the catalog (page.chat.* in texts/<lang>.yml), loaded
+ * by common.js before the page starts; t("key") is the text in the conversation's language.
+ *
+ * For tests (and anyone watching the page): #message-list carries data-turn-sent, the id of
+ * the last message sent from this page load that the desk stored, and data-turn-done, the
+ * highest message id whose turn the desk has finished (its "turn_done" frame).
  */
 (function () {
   "use strict";
@@ -23,118 +32,12 @@
   var SESSION_KEY = KEY_PREFIX + "session";
   var LOCALE_KEY = KEY_PREFIX + "locale";
   var STATE_PREFIX = KEY_PREFIX + "state.";
-  var WS_PROTOCOL = "relend.v1";
   var MAX_CACHED = 300;
   var MAX_BACKOFF_MS = 15000;
 
-  var TEXT = {
-    "zh": {
-      sandboxTitle: "在线客服 · 演示环境",
-      sandboxIntro: "请选择一位演示用户进入对话。每位用户对应一种“还款后借不了”的情况，助手会根据资格系统的结果为其解释原因。",
-      chatTitle: "Relend 客服",
-      placeholder: "请输入您的问题…",
-      send: "发送",
-      switchUser: "切换用户",
-      privacyNote: "为保护您的隐私，请勿在对话中发送完整的身份证号或银行卡号。",
-      online: "智能助手 · 在线",
-      humanOnline: "人工客服 · {name} 为您服务",
-      connecting: "连接中…",
-      reconnecting: "网络连接中断，正在重新连接…",
-      reconnectIn: "网络连接中断，{s} 秒后重试…",
-      offlineQueued: "消息已保存，连接恢复后会自动发送",
-      loadFailed: "无法加载演示用户，请确认客服服务已启动。",
-      loginFailed: "登录失败，请稍后重试。",
-      sessionEnded: "登录已失效，请重新选择用户进入对话。",
-      sending: "发送中",
-      failed: "未发送",
-      waitingToResend: "等待重发",
-      rateLimited: "发送太快了，请稍等几秒，这条消息会自动重新发送。",
-      sendError: "这条消息没有发送成功，请稍后再试。",
-      you: "我",
-      bot: "智能助手",
-      agentTag: "人工",
-      agent: "人工客服",
-      tooLong: "消息太长了，请分几次发送（最多 {n} 字）。",
-      empty: "不能发送空消息。",
-      welcome: "{name}您好，我是 Relend 智能助手。还款后暂时借不了、额度什么时候恢复、申诉进度，都可以直接问我；需要时我也会为您转接人工客服。",
-      suggestions: ["我还清了为什么借不了", "额度什么时候恢复", "申诉进度", "转人工"]
-    },
-    "en": {
-      sandboxTitle: "Support · Sandbox",
-      sandboxIntro: "Pick a demo borrower to start chatting. Each one has a different reason for not being able to borrow after repaying; the assistant explains it from the eligibility system.",
-      chatTitle: "Relend Support",
-      placeholder: "Type your question…",
-      send: "Send",
-      switchUser: "Switch borrower",
-      privacyNote: "For your privacy, please don't send full ID card or bank card numbers here.",
-      online: "Assistant · online",
-      humanOnline: "Agent · {name} is helping you",
-      connecting: "Connecting…",
-      reconnecting: "Connection lost. Reconnecting…",
-      reconnectIn: "Connection lost. Retrying in {s} s…",
-      offlineQueued: "Saved. It will be sent when the connection is back",
-      loadFailed: "Could not load the demo borrowers. Is the desk running?",
-      loginFailed: "Sign-in failed. Please try again.",
-      sessionEnded: "Your session has ended. Please pick a borrower to start again.",
-      sending: "Sending",
-      failed: "Not sent",
-      waitingToResend: "Waiting to resend",
-      rateLimited: "Sending too fast — please wait a few seconds; this message will be sent again automatically.",
-      sendError: "This message could not be sent. Please try again later.",
-      you: "Me",
-      bot: "Assistant",
-      agentTag: "Human",
-      agent: "Support agent",
-      tooLong: "That message is too long; please split it (max {n} characters).",
-      empty: "Cannot send an empty message.",
-      welcome: "Hi {name}, I'm the Relend assistant. Ask me why you can't borrow after repaying, when your limit comes back, or how an appeal is going. I can also bring in a colleague whenever you need one.",
-      suggestions: ["I repaid, why can't I borrow?", "When will my limit come back?", "What's the status of my appeal?", "Talk to a person"]
-    }
-  };
+  var $ = Relend.$, el = Relend.el, fmt = Relend.fmt, load = Relend.load, save = Relend.save;
 
   // ---------- small helpers ----------
-  function $(id) { return document.getElementById(id); }
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (k) {
-        var v = attrs[k];
-        if (v === null || v === undefined || v === false) return;
-        if (k === "text") node.textContent = v;
-        else if (k === "class") node.className = v;
-        else if (k === "testid") node.setAttribute("data-testid", v);
-        else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), v);
-        else node.setAttribute(k, v === true ? "" : v);
-      });
-    }
-    (children || []).forEach(function (c) { if (c) node.appendChild(c); });
-    return node;
-  }
-  function load(key, fallback) {
-    try {
-      var raw = localStorage.getItem(key);
-      return raw ? JSON.parse(raw) : fallback;
-    } catch (e) { return fallback; }
-  }
-  function save(key, value) {
-    try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* quota: best effort */ }
-  }
-  /** Remove every key this page wrote (any borrower's), from both storages. */
-  function wipeStorage() {
-    [window.localStorage, window.sessionStorage].forEach(function (store) {
-      try {
-        var doomed = [];
-        for (var i = 0; i < store.length; i++) {
-          var k = store.key(i);
-          if (k && k.indexOf(KEY_PREFIX) === 0) doomed.push(k);
-        }
-        doomed.forEach(function (k) { store.removeItem(k); });
-      } catch (e) { /* storage disabled: nothing was stored */ }
-    });
-  }
-  function fmt(template, fields) {
-    return template.replace(/\{(\w+)\}/g, function (_, k) { return fields[k] !== undefined ? fields[k] : ""; });
-  }
   function newClientId() {
     var rand = "";
     var bytes = new Uint8Array(8);
@@ -172,8 +75,14 @@
   var holdTimer = null;
   var helloDropped = false;                    // a "hello" refused as rate limited: ask again
 
-  function lang() { return (session ? session.locale : chosenLocale).slice(0, 2) === "en" ? "en" : "zh"; }
-  function t(key) { return TEXT[lang()][key]; }
+  var turnSent = 0;                            // the last message sent from this page load
+  var turnDone = 0;                            // the last message whose turn the desk finished
+  var sentHere = {};                           // client_ids sent from this page load
+  var syncWaiters = [];                        // relendChat.sync() calls waiting for a history
+
+  function lang() { return Relend.languageFor(session ? session.locale : chosenLocale); }
+  function t(key) { return Relend.text(lang(), key); }
+  function list(key) { return Relend.list(lang(), key); }
 
   function freshState() {
     return { conversation_id: null, lastId: 0, messages: [], unacked: [], labels: {} };
@@ -201,19 +110,7 @@
 
   // ---------- i18n ----------
   function applyText() {
-    var l = lang();
-    document.documentElement.lang = l === "en" ? "en" : "zh-CN";
-    document.title = l === "en" ? "Relend Support" : "Relend 在线客服";
-    document.querySelectorAll("[data-i18n]").forEach(function (node) {
-      node.textContent = TEXT[l][node.getAttribute("data-i18n")];
-    });
-    document.querySelectorAll("[data-i18n-placeholder]").forEach(function (node) {
-      node.setAttribute("placeholder", TEXT[l][node.getAttribute("data-i18n-placeholder")]);
-    });
-    document.querySelectorAll("[data-i18n-title]").forEach(function (node) {
-      node.setAttribute("title", TEXT[l][node.getAttribute("data-i18n-title")]);
-      node.setAttribute("aria-label", TEXT[l][node.getAttribute("data-i18n-title")]);
-    });
+    Relend.applyTexts(lang());
     document.querySelectorAll("[data-locale]").forEach(function (b) {
       b.classList.toggle("active", b.getAttribute("data-locale") === chosenLocale);
       b.setAttribute("aria-pressed", b.getAttribute("data-locale") === chosenLocale ? "true" : "false");
@@ -248,7 +145,7 @@
       list.innerHTML = "";
       var box = $("picker-error");
       box.hidden = false;
-      box.textContent = t("loadFailed");
+      box.textContent = t("load_failed");
     });
   }
 
@@ -288,7 +185,7 @@
       session = { token: body.token, borrower_id: borrower.borrower_id, name: borrower.name, locale: locale };
       save(SESSION_KEY, session);
       startChat();
-    }).catch(function () { showPicker(t("loginFailed")); });
+    }).catch(function () { showPicker(t("login_failed")); });
   }
 
   /** Leave the conversation and leave nothing of it behind on this device: the socket, the
@@ -305,7 +202,7 @@
     state = null;
     renderedIds = {};
     pendingEls = {};
-    wipeStorage();
+    Relend.wipe(KEY_PREFIX);
     $("message-list").innerHTML = "";
     $("suggestions").innerHTML = "";
     $("who").textContent = "";
@@ -322,7 +219,9 @@
     $("chat").hidden = false;
     applyText();
     $("who").textContent = session.name || session.borrower_id;
-    $("welcome-text").textContent = fmt(t("welcome"), { name: lang() === "en" ? session.name || "" : session.name ? session.name + "，" : "" });
+    $("welcome-text").textContent = fmt(t("welcome"), {
+      greeting: session.name ? fmt(t("greeting_named"), { name: session.name }) : t("greeting")
+    });
     $("who").title = session.borrower_id;
     state = loadState();
     renderAll();
@@ -374,13 +273,13 @@
     var body = el("div", { "class": "msg-body" });
     if (m.sender === "agent") {
       var name = agentDisplayName(m.agent_name, lang());
-      row.appendChild(el("div", { "class": "avatar agent", "aria-hidden": "true", text: (name || "客").charAt(0) }));
+      row.appendChild(el("div", { "class": "avatar agent", "aria-hidden": "true", text: (name || t("agent_initial")).charAt(0) }));
       body.appendChild(el("div", { "class": "sender-label", testid: "agent-label" }, [
-        el("span", { "class": "tag", text: t("agentTag") }),
-        document.createTextNode(t("agent") + (name ? " · " + name : ""))
+        el("span", { "class": "tag", text: t("agent_tag") }),
+        document.createTextNode(name || t("agent"))  // the tag already says "a person"
       ]));
     } else if (m.sender === "bot") {
-      row.appendChild(el("div", { "class": "avatar bot", "aria-hidden": "true", text: "R" }));
+      row.appendChild(el("div", { "class": "avatar bot", "aria-hidden": "true", text: t("brand_mark") }));
       body.appendChild(el("div", { "class": "sender-label", text: t("bot") }));
     }
     body.appendChild(el("div", { "class": "bubble", testid: "bubble", text: displayText(m) }));
@@ -425,15 +324,16 @@
   function pendingNote(u) {
     var code = u.error && u.error.code;
     if (!code) return null;
-    if (code === "rate_limited") return t("rateLimited");
-    if (code === "message_too_long") return fmt(t("tooLong"), { n: u.error.limit || 2000 });
+    if (code === "rate_limited") return t("rate_limited");
+    if (code === "unavailable") return t("unavailable");
+    if (code === "message_too_long") return fmt(t("too_long"), { n: u.error.limit || 2000 });
     if (code === "empty_message") return t("empty");
-    return t("sendError");
+    return t("send_error");
   }
 
   function buildPending(u) {
     var note = pendingNote(u);
-    var stateText = u.failed ? t("failed") : u.held ? t("waitingToResend") : t("sending") + "…";
+    var stateText = u.failed ? t("failed") : u.held ? t("waiting_to_resend") : t("sending");
     return el("div", {
       "class": "msg-row from-borrower pending" + (u.failed ? " failed" : "") + (u.held ? " held" : ""),
       testid: "message-pending", "data-client-id": u.client_id,
@@ -473,6 +373,7 @@
   function accept(m) {
     if (!m || typeof m.id !== "number") return;
     if (m.client_id) {
+      noteSent(m.client_id, m.id);
       dropPending(m.client_id);
       state.unacked = state.unacked.filter(function (u) { return u.client_id !== m.client_id; });
     }
@@ -489,6 +390,13 @@
     }
     if (m.id > state.lastId) state.lastId = m.id;
     if (m.sender === "bot" || m.sender === "agent") setTyping(false);
+  }
+
+  /** A message this page load sent is stored as `id`: its turn is one to wait for. */
+  function noteSent(clientId, id) {
+    if (!sentHere[clientId] || id <= turnSent) return;
+    turnSent = id;
+    $("message-list").setAttribute("data-turn-sent", String(turnSent));
   }
 
   function afterChange(forceScroll) {
@@ -514,7 +422,7 @@
     box.innerHTML = "";
     var started = state.unacked.length || state.messages.some(function (m) { return m.sender === "borrower"; });
     if (started) return;
-    t("suggestions").forEach(function (text) {
+    list("suggestion").forEach(function (text) {
       box.appendChild(el("button", { type: "button", testid: "suggestion", text: text,
                                      onclick: function () { sendText(text); } }));
     });
@@ -535,7 +443,7 @@
     }
     if (last && last.sender === "agent") {
       dot.className = "dot human";
-      text.textContent = fmt(t("humanOnline"), { name: agentDisplayName(last.agent_name, lang()) });
+      text.textContent = fmt(t("human_online"), { name: agentDisplayName(last.agent_name, lang()) });
     } else {
       dot.className = "dot";
       text.textContent = t("online");
@@ -571,6 +479,7 @@
     text = String(text || "").trim();
     if (!text) return;
     var u = { client_id: newClientId(), text: text, label: label || null, at: new Date().toISOString() };
+    sentHere[u.client_id] = true;
     state.unacked.push(u);
     if (label) state.labels[u.client_id] = label;
     persist();
@@ -585,7 +494,7 @@
       persist();
       refreshPending(u);
     } else if (socketReady) transmit(u);
-    else showBanner(t("offlineQueued"));
+    else showBanner(t("offline_queued"));
   }
 
   function transmit(u) {
@@ -617,14 +526,12 @@
     clearTimeout(reconnectTimer);
     clearInterval(countdownTimer);
     if (stopped || !session) return;
-    var proto = location.protocol === "https:" ? "wss:" : "ws:";
     var ws;
     try {
-      // the token goes in the subprotocol list, never in the URL (logs, proxies, history)
-      ws = new WebSocket(proto + "//" + location.host + "/ws/chat", [WS_PROTOCOL, "auth." + session.token]);
+      ws = Relend.openSocket("/ws/chat", session.token);
     } catch (e) {
       // a SyntaxError means the stored token is not even a valid subprotocol: it is unusable
-      if (e && e.name === "SyntaxError") { endSession(t("sessionEnded")); return; }
+      if (e && e.name === "SyntaxError") { endSession(t("session_ended")); return; }
       scheduleReconnect();
       return;
     }
@@ -644,7 +551,7 @@
       setTyping(false);
       refreshStatus();
       if (stopped) return;
-      if (ev.code === 4401) { endSession(t("sessionEnded")); return; }
+      if (ev.code === 4401) { endSession(t("session_ended")); return; }
       scheduleReconnect();
     };
     ws.onerror = function () { /* onclose follows */ };
@@ -659,7 +566,7 @@
     var until = Date.now() + delay;
     var tick = function () {
       var s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-      showBanner(s >= 2 ? fmt(t("reconnectIn"), { s: s }) : t("reconnecting"));
+      showBanner(s >= 2 ? fmt(t("reconnect_in"), { s: s }) : t("reconnecting"));
     };
     tick();
     countdownTimer = setInterval(tick, 500);
@@ -703,6 +610,7 @@
       case "history":
         (data.messages || []).forEach(accept);
         afterChange(true);
+        syncWaiters.splice(0).forEach(function (done) { done(); });
         break;
       case "message":
         accept(data);
@@ -716,6 +624,10 @@
         break;
       case "turn_done":  // the desk has nothing more to say to that message
         setTyping(false);
+        if (typeof data.message_id === "number" && data.message_id > turnDone) {
+          turnDone = data.message_id;
+          $("message-list").setAttribute("data-turn-done", String(turnDone));
+        }
         break;
       case "error":
         onError(data);
@@ -738,7 +650,7 @@
 
   function onError(data) {
     var u = data.client_id ? state.unacked.filter(function (x) { return x.client_id === data.client_id; })[0] : null;
-    if (data.code === "rate_limited") {
+    if (data.code === "rate_limited" || data.code === "unavailable") {
       // not the borrower's fault and not lost: keep it in the outbox, resend after retry_after
       var wait = Number(data.retry_after);
       if (!isFinite(wait) || wait <= 0) wait = 5;
@@ -750,7 +662,7 @@
       state.unacked.forEach(function (x) {
         if (x.failed) return;
         // everything not yet acknowledged is resent in order once the hold is over
-        if (x === u || x.held) { x.held = true; x.error = { code: "rate_limited", retry_after: wait }; }
+        if (x === u || x.held) { x.held = true; x.error = { code: data.code, retry_after: wait }; }
       });
       if (u) refreshPending(u);
       state.unacked.forEach(function (x) { if (x.held && x !== u) refreshPending(x); });
@@ -819,9 +731,21 @@
   window.relendChat = {
     dropConnection: function () { if (socket) socket.close(4000, "dropped"); },
     connected: function () { return socketReady; },
-    lastId: function () { return state ? state.lastId : 0; }
+    lastId: function () { return state ? state.lastId : 0; },
+    /** Resolves once the desk has answered a fresh "hello": every frame it sent before that
+     *  (e.g. the bot's replies after an agent handed back) has been handled by then. */
+    sync: function () {
+      return new Promise(function (resolve, reject) {
+        if (!socketReady || !socket) { reject(new Error("not connected")); return; }
+        syncWaiters.push(resolve);
+        socket.send(JSON.stringify({ type: "hello", after: state.lastId }));
+        setTimeout(function () { reject(new Error("the desk did not answer the hello")); }, 20000);
+      });
+    }
   };
 
-  if (session && session.token && session.borrower_id) startChat();
-  else showPicker(null);
+  Relend.boot("chat", Relend.languagesOf("data-locale"), function () {
+    if (session && session.token && session.borrower_id) startChat();
+    else showPicker(null);
+  });
 })();

@@ -9,6 +9,11 @@
  * Roles: only supervisors see the canned-reply editing controls. A case's detail, notes and
  * the eligibility run-check are for the agent who claimed it (or a supervisor, for reading).
  * The page runs under a strict CSP: no inline scripts or style attributes here.
+ *
+ * Every word on the page is a text of the catalog (page.console.* in texts/<lang>.yml), loaded
+ * by common.js before the page starts; t("key") is the text in the console's language. The
+ * desk's API errors carry a code and a message for developers: the page shows the catalog's
+ * text for the code (error.<code>), never the message.
  */
 (function () {
   "use strict";
@@ -16,173 +21,31 @@
   var KEY_PREFIX = "relend.console.";
   var SESSION_KEY = KEY_PREFIX + "session";
   var LANG_KEY = KEY_PREFIX + "lang";        // a preference, not part of the session: kept
-  var WS_PROTOCOL = "relend.v1";
   var DEFAULT_TTL_S = 900;
 
-  var TEXT = {
-    zh: {
-      consoleTitle: "客服工作台", logout: "退出", loginTitle: "客服登录",
-      loginHint: "演示账号：agent1（主管）/ agent2（客服），密码 relend-demo", username: "用户名", password: "密码",
-      login: "登录", badLogin: "用户名或密码错误。", sessionExpired: "登录已过期，请重新登录。",
-      tooManyAttempts: "登录失败次数过多，为保护账号已暂时锁定，请 {wait}后再试。",
-      tooManyAttemptsNoWait: "登录失败次数过多，为保护账号已暂时锁定，请稍后再试。",
-      seconds: "{n} 秒", minutes: "{n} 分钟", loginUnavailable: "暂时无法登录，请稍后重试。",
-      role_supervisor: "主管", role_agent: "客服",
-      caseForbidden: "该会话已由 {who} 接手，只有接手的客服或主管可以查看详情。",
-      caseForbiddenAnon: "您没有权限查看该会话的详情（只有接手的客服或主管可以查看）。",
-      cannedForbidden: "只有主管可以新增、编辑或删除快捷回复。",
-      claimToAct: "请先接手该会话，再进行此操作。", notesLocked: "接手该会话后才能添加备注。",
-      runCheckForbidden: "没有权限交给助手查询：没有工单的会话只有主管可以操作。",
-      runCheckNotYours: "该会话有待处理的工单，需要由您接手后才能交给助手查询。",
-      lookupNeedId: "请输入用户 ID 再查找。",
-      queue: "待处理", lookup: "查找用户", queueEmpty: "队列已清空，暂无等待中的会话",
-      lookupPlaceholder: "输入用户 ID，例如 demo-risk-review", search: "查找",
-      lookupNone: "没有找到该用户的会话", pickCase: "从左侧队列选择一个会话开始处理",
-      claim: "接手", returnToBot: "交还助手", closeCase: "结束会话",
-      returnNoteLabel: "给助手的备注（可选，会展示给用户，例如“身份信息已更新”）",
-      returnNotePlaceholder: "例如：已人工核实，请重新查询", returnConfirm: "确认交还", cancel: "取消",
-      cannedReplies: "快捷回复", add: "新增", save: "保存", edit: "编辑", del: "删除", confirmDel: "确认删除",
-      insert: "插入", cannedTitle: "标题", cannedZh: "中文内容", cannedEn: "English text",
-      replyPlaceholder: "回复用户…（Enter 发送，Shift+Enter 换行）", send: "发送",
-      context: "会话上下文", noCase: "未选择会话", notes: "内部备注", notesHint: "仅客服可见，用户看不到。",
-      notePlaceholder: "记录处理情况…", addNote: "添加备注",
-      waitingSince: "等待", waiting: "等待中", claimed: "处理中", returned: "已交还助手", closed: "已结束",
-      claimedByMe: "由我处理", claimedBy: "{name} 处理中",
-      alreadyClaimed: "该会话已被其他客服{who}接手，无法重复接手。",
-      claimFirst: "请先接手该会话再回复。", claimedOk: "已接手，用户会看到您的回复。",
-      returnedOk: "已交还助手，助手会继续回答用户。", closedOk: "会话已结束。",
-      borrowerId: "用户 ID", language: "语言", handoffReason: "转人工原因", conversation: "会话 ID",
-      since: "开始等待", topics: "话题", decision: "资格判定", eligible: "可借", notEligible: "不可借",
-      available: "可用额度", total: "总额度", checkedAt: "查询时间", decisionId: "判定编号",
-      reasons: "原因", blocking: "阻断", appealable: "可申诉", appealIds: "申诉编号",
-      unfiled: "未提交的申诉说明", backendFailed: "转人工前资格系统查询失败，上述结果可能不是最新的。",
-      botTranscript: "转人工时助手记录（{n} 条）", none: "无", noDecision: "助手尚未查询资格",
-      retryAfter: "预计恢复", nextReview: "下次复核",
-      borrowerLabel: "用户", botLabel: "助手", agentLabel: "人工客服", quickReply: "快捷按钮",
-      owner_bot: "助手处理中", owner_agent: "人工处理中", runCheck: "交给助手查询资格",
-      runCheckOk: "已交给助手，助手正在为用户重新查询资格。", openCase: "打开会话", updated: "更新于",
-      zh: "中文", en: "英文", live: "实时", reconnecting: "重新连接中…",
-      reasonsMap: {
-        borrower_asked: "用户要求转人工", offered_by_bot: "助手建议转人工并经用户同意",
-        backend_unavailable: "资格系统不可用", assistant_unavailable: "助手无响应",
-        repeated_misunderstanding: "助手多次未理解", appeal_failed: "申诉提交失败"
-      },
-      justNow: "刚刚", minAgo: "{m} 分钟前", hourAgo: "{h} 小时 {m} 分钟前", dayAgo: "{d} 天前",
-      sendFailed: "发送失败：{msg}", ended: "会话{status}，无法继续回复。", deleted: "已删除",
-      saved: "已保存", noteAdded: "备注已添加", yes: "是", no: "否"
-    },
-    en: {
-      consoleTitle: "Agent console", logout: "Sign out", loginTitle: "Agent sign-in",
-      loginHint: "Demo accounts: agent1 (supervisor) / agent2 (agent), password relend-demo", username: "Username",
-      password: "Password", login: "Sign in", badLogin: "Wrong username or password.",
-      sessionExpired: "Your session expired. Please sign in again.",
-      tooManyAttempts: "Too many failed sign-in attempts. Sign-in is paused to protect the account; please try again in {wait}.",
-      tooManyAttemptsNoWait: "Too many failed sign-in attempts. Sign-in is paused to protect the account; please try again later.",
-      seconds: "{n} s", minutes: "{n} min", loginUnavailable: "Sign-in is unavailable right now. Please try again.",
-      role_supervisor: "Supervisor", role_agent: "Agent",
-      caseForbidden: "{who} has claimed this conversation; only they or a supervisor can open it.",
-      caseForbiddenAnon: "You can't open this conversation: only the agent who claimed it or a supervisor can.",
-      cannedForbidden: "Only supervisors can add, edit or delete canned replies.",
-      claimToAct: "Claim the conversation first.", notesLocked: "Claim the conversation to add notes.",
-      runCheckForbidden: "You can't hand this conversation to the bot: without a case, only a supervisor can.",
-      runCheckNotYours: "This conversation has an open case: claim it yourself before handing it to the bot.",
-      lookupNeedId: "Enter a borrower id to search.",
-      queue: "Queue", lookup: "Borrower lookup", queueEmpty: "All clear: nobody is waiting",
-      lookupPlaceholder: "Borrower id, e.g. demo-risk-review", search: "Search",
-      lookupNone: "No conversations for this borrower", pickCase: "Pick a conversation from the queue",
-      claim: "Claim", returnToBot: "Return to bot", closeCase: "Close",
-      returnNoteLabel: "Note for the assistant (optional, shown to the borrower, e.g. \"ID details updated\")",
-      returnNotePlaceholder: "e.g. verified manually, please check again", returnConfirm: "Return",
-      cancel: "Cancel", cannedReplies: "Canned replies", add: "Add", save: "Save", edit: "Edit",
-      del: "Delete", confirmDel: "Confirm delete", insert: "Insert", cannedTitle: "Title",
-      cannedZh: "Chinese text", cannedEn: "English text",
-      replyPlaceholder: "Reply to the borrower… (Enter to send, Shift+Enter for a new line)", send: "Send",
-      context: "Context", noCase: "No conversation selected", notes: "Internal notes",
-      notesHint: "Visible to agents only, never to the borrower.", notePlaceholder: "What you did…",
-      addNote: "Add note", waitingSince: "Waiting", waiting: "Waiting", claimed: "In progress",
-      returned: "Returned to bot", closed: "Closed", claimedByMe: "Yours", claimedBy: "{name} has it",
-      alreadyClaimed: "Another agent{who} has already claimed this conversation.",
-      claimFirst: "Claim the conversation before replying.",
-      claimedOk: "Claimed. The borrower will see your replies.",
-      returnedOk: "Returned to the assistant; it answers the borrower again.",
-      closedOk: "Conversation closed.", borrowerId: "Borrower", language: "Language",
-      handoffReason: "Handoff reason", conversation: "Conversation", since: "Waiting since",
-      topics: "Topics", decision: "Decision", eligible: "Eligible", notEligible: "Not eligible",
-      available: "Available", total: "Total limit", checkedAt: "Checked", decisionId: "Decision id",
-      reasons: "Reasons", blocking: "blocking", appealable: "appealable", appealIds: "Appeals",
-      unfiled: "Unfiled appeal statement",
-      backendFailed: "The eligibility service failed before the handoff; the decision may be stale.",
-      botTranscript: "Assistant's transcript at handoff ({n} lines)", none: "none",
-      noDecision: "The assistant had not checked eligibility", retryAfter: "Retry after",
-      nextReview: "Next review", borrowerLabel: "Borrower", botLabel: "Assistant",
-      agentLabel: "Agent", quickReply: "button", owner_bot: "with the bot",
-      owner_agent: "with an agent", runCheck: "Hand to bot to run the eligibility check",
-      runCheckOk: "Handed to the assistant; it is checking eligibility again.", openCase: "Open",
-      updated: "updated", zh: "Chinese", en: "English", live: "Live", reconnecting: "Reconnecting…",
-      reasonsMap: {
-        borrower_asked: "Borrower asked for a person", offered_by_bot: "Bot offered a person, borrower agreed",
-        backend_unavailable: "Eligibility service unavailable", assistant_unavailable: "Assistant not responding",
-        repeated_misunderstanding: "Bot did not understand repeatedly", appeal_failed: "Appeal could not be filed"
-      },
-      justNow: "just now", minAgo: "{m} min ago", hourAgo: "{h} h {m} min ago", dayAgo: "{d} d ago",
-      sendFailed: "Could not send: {msg}", ended: "This conversation is {status}; replies are closed.",
-      deleted: "Deleted", saved: "Saved", noteAdded: "Note added", yes: "yes", no: "no"
-    }
-  };
+  var $ = Relend.$, el = Relend.el, fmt = Relend.fmt, load = Relend.load, save = Relend.save;
+  function t(key) { return Relend.text(uiLang, key); }
+  function has(key) { return Relend.has(uiLang, key); }
+  /** What to tell the agent about a failed call: the catalog's text for the desk's error code. */
+  function errorText(e) {
+    if (!e || !e.status) return t("error.network");  // no answer at all
+    return has("error." + e.code) ? t("error." + e.code) : fmt(t("error.other"), { code: e.code || e.status });
+  }
 
   // ---------- helpers ----------
-  function $(id) { return document.getElementById(id); }
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (k) {
-        var v = attrs[k];
-        if (v === null || v === undefined || v === false) return;
-        if (k === "text") node.textContent = v;
-        else if (k === "class") node.className = v;
-        else if (k === "testid") node.setAttribute("data-testid", v);
-        else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), v);
-        else node.setAttribute(k, v === true ? "" : v);
-      });
-    }
-    (children || []).forEach(function (c) {
-      if (c === null || c === undefined || c === false) return;
-      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
-    });
-    return node;
-  }
-  function load(key, fallback, store) {
-    try { var raw = (store || localStorage).getItem(key); return raw ? JSON.parse(raw) : fallback; }
-    catch (e) { return fallback; }
-  }
-  function save(key, value, store) {
-    try { (store || localStorage).setItem(key, JSON.stringify(value)); } catch (e) { /* */ }
-  }
   /** Remove every key this page stored about a session, in both storages (the UI language
    *  preference stays). Also removes what earlier versions kept in localStorage. */
-  function wipeSessionStorage() {
-    [window.localStorage, window.sessionStorage].forEach(function (store) {
-      try {
-        var doomed = [];
-        for (var i = 0; i < store.length; i++) {
-          var k = store.key(i);
-          if (k && k.indexOf(KEY_PREFIX) === 0 && k !== LANG_KEY) doomed.push(k);
-        }
-        doomed.forEach(function (k) { store.removeItem(k); });
-      } catch (e) { /* storage disabled */ }
-    });
-  }
-  function fmt(s, f) { return String(s).replace(/\{(\w+)\}/g, function (_, k) { return f[k] !== undefined ? f[k] : ""; }); }
-  function t(key) { return TEXT[uiLang][key]; }
-
+  function wipeSessionStorage() { Relend.wipe(KEY_PREFIX, LANG_KEY); }
+  /** Hide (`hidden` true) or show the elements with these ids. */
+  function setHidden(ids, hidden) { ids.forEach(function (id) { $(id).hidden = hidden; }); }
   function relTime(iso) {
     var then = new Date(iso).getTime();
     if (isNaN(then)) return "";
     var mins = Math.floor(Math.max(0, Date.now() - then) / 60000);
-    if (mins < 1) return t("justNow");
-    if (mins < 60) return fmt(t("minAgo"), { m: mins });
-    if (mins < 60 * 24) return fmt(t("hourAgo"), { h: Math.floor(mins / 60), m: mins % 60 });
-    return fmt(t("dayAgo"), { d: Math.floor(mins / 1440) });
+    if (mins < 1) return t("just_now");
+    if (mins < 60) return fmt(t("min_ago"), { m: mins });
+    if (mins < 60 * 24) return fmt(t("hour_ago"), { h: Math.floor(mins / 60), m: mins % 60 });
+    return fmt(t("day_ago"), { d: Math.floor(mins / 1440) });
   }
   function absTime(iso) {
     var d = new Date(iso);
@@ -195,11 +58,11 @@
     var s = value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
     return (currency === "CNY" ? "¥" : (currency ? currency + " " : "")) + s;
   }
-  function langName(code) { return t(String(code || "").slice(0, 2) === "en" ? "en" : "zh"); }
-  function reasonLabel(code) { return t("reasonsMap")[code] || code || "—"; }
+  function langName(code) { return t("lang." + Relend.languageFor(code)); }
+  function reasonLabel(code) { return has("reason." + code) ? t("reason." + code) : code || "—"; }
 
   // ---------- state ----------
-  var uiLang = load(LANG_KEY, "zh") === "en" ? "en" : "zh";
+  var uiLang = String(load(LANG_KEY, "zh"));  // made a language with texts once they are loaded
   try { localStorage.removeItem(SESSION_KEY); } catch (e) { /* an older version kept it here */ }
   // {token, refresh_token, expires_at (ms), ttl (s), agent: {id, name, role}}
   var session = load(SESSION_KEY, null, sessionStorage);
@@ -250,7 +113,7 @@
   }
 
   function expiredError() {
-    var e = new Error(t("sessionExpired"));
+    var e = new Error(t("error.session_expired"));
     e.status = 401;
     e.code = "session_expired";
     return e;
@@ -275,7 +138,7 @@
           if (s !== session) throw expiredError();
           return data;
         }, function (e2) {
-          if (e2.status === 401 && s === session) { signOut(t("sessionExpired")); throw expiredError(); }
+          if (e2.status === 401 && s === session) { signOut(t("error.session_expired")); throw expiredError(); }
           throw e2;
         });
       });
@@ -288,7 +151,7 @@
     if (refreshing) return refreshing;
     var s = session;
     if (!s) return Promise.reject(expiredError());
-    if (!s.refresh_token) { signOut(t("sessionExpired")); return Promise.reject(expiredError()); }
+    if (!s.refresh_token) { signOut(t("error.session_expired")); return Promise.reject(expiredError()); }
     var done = function () { refreshing = null; };
     refreshing = request("POST", "/api/agent/refresh", undefined, s.refresh_token).then(function (body) {
       if (s !== session) throw expiredError();  // signed out (or in again) meanwhile
@@ -301,7 +164,7 @@
     }, function (e) {
       if (s !== session) throw expiredError();
       if (e.status === 401 || e.status === 403) {
-        signOut(t("sessionExpired"));
+        signOut(t("error.session_expired"));
         throw expiredError();
       }
       clearTimeout(refreshTimer);  // the desk or the network is down: try again shortly
@@ -347,12 +210,7 @@
 
   // ---------- i18n ----------
   function applyText() {
-    document.documentElement.lang = uiLang === "en" ? "en" : "zh-CN";
-    document.title = uiLang === "en" ? "Relend agent console" : "Relend 客服工作台";
-    document.querySelectorAll("[data-i18n]").forEach(function (n) { n.textContent = t(n.getAttribute("data-i18n")); });
-    document.querySelectorAll("[data-i18n-placeholder]").forEach(function (n) {
-      n.setAttribute("placeholder", t(n.getAttribute("data-i18n-placeholder")));
-    });
+    Relend.applyTexts(uiLang);
     document.querySelectorAll("[data-ui-lang]").forEach(function (b) {
       b.classList.toggle("active", b.getAttribute("data-ui-lang") === uiLang);
     });
@@ -363,11 +221,7 @@
   // ---------- login ----------
   function showLogin(message) {
     $("login-view").hidden = false;
-    $("workspace").hidden = true;
-    $("me").hidden = true;
-    $("me-role").hidden = true;
-    $("logout").hidden = true;
-    $("live").hidden = true;
+    setHidden(["workspace", "me", "me-role", "logout", "live"], true);
     showLoginError(message || null);
     applyText();
     $("username").focus();
@@ -408,7 +262,7 @@
       submit.disabled = false;
       if (e.status === 429 || e.code === "too_many_attempts") {
         var wait = retryAfterSeconds(e.retryAfter);
-        showLoginError(wait ? fmt(t("tooManyAttempts"), { wait: waitText(wait) }) : t("tooManyAttemptsNoWait"),
+        showLoginError(wait ? fmt(t("too_many_attempts"), { wait: waitText(wait) }) : t("too_many_attempts_no_wait"),
                        "too_many_attempts");
         if (wait) {  // trying again before then only extends the lock: wait with the button
           submit.disabled = true;
@@ -416,9 +270,9 @@
           loginUnlockTimer = setTimeout(function () { submit.disabled = false; }, Math.min(wait, 3600) * 1000);
         }
       } else if (e.status === 401) {
-        showLoginError(t("badLogin"), "bad_credentials");
+        showLoginError(t("bad_login"), "bad_credentials");
       } else {
-        showLoginError(e.status ? e.message : t("loginUnavailable"), e.code || "error");
+        showLoginError(e.status ? errorText(e) : t("login_unavailable"), e.code || "error");
       }
     });
   }
@@ -448,18 +302,13 @@
     ["queue", "transcript", "context", "notes", "canned-list", "lookup-results"].forEach(function (id) {
       $(id).innerHTML = "";
     });
-    $("context").appendChild(el("div", { "class": "muted small-text", "data-i18n": "noCase", text: t("noCase") }));
+    $("context").appendChild(el("div", { "class": "muted small-text", "data-i18n": "no_case", text: t("no_case") }));
     ["reply", "note-input", "lookup-input", "return-note", "canned-title", "canned-zh", "canned-en"].forEach(function (id) {
       $(id).value = "";
     });
     $("queue-count").textContent = "0";
-    $("case").hidden = true;
-    $("case-forbidden").hidden = true;
+    setHidden(["case", "case-forbidden", "notes-panel", "canned", "canned-form", "lookup-empty"], true);
     $("case-placeholder").hidden = false;
-    $("notes-panel").hidden = true;
-    $("canned").hidden = true;
-    $("canned-form").hidden = true;
-    $("lookup-empty").hidden = true;
     $("me").textContent = "";
     $("toasts").innerHTML = "";
   }
@@ -484,10 +333,7 @@
 
   function startWorkspace() {
     $("login-view").hidden = true;
-    $("workspace").hidden = false;
-    $("me").hidden = false;
-    $("logout").hidden = false;
-    $("live").hidden = false;
+    setHidden(["workspace", "me", "logout", "live"], false);
     $("me").textContent = session.agent.name;
     $("me").setAttribute("data-initial", String(session.agent.name || "?").charAt(0));
     $("me").setAttribute("data-role", session.agent.role || "agent");
@@ -505,7 +351,7 @@
     }, function (e) {
       if (!session) return;  // the refresh was refused: already back at the login form
       // the desk is unreachable: start anyway; calls retry the refresh on their 401
-      toast(e.message, "error");
+      toast(errorText(e), "error");
       loadQueue();
       loadCanned();
       connectSocket();
@@ -515,7 +361,7 @@
   function applyRole() {
     var sup = isSupervisor();
     $("me-role").hidden = !session;
-    $("me-role").textContent = session ? t(sup ? "role_supervisor" : "role_agent") : "";
+    $("me-role").textContent = session ? t("role." + (sup ? "supervisor" : "agent")) : "";
     $("me-role").setAttribute("data-role", sup ? "supervisor" : "agent");
     $("canned-add").hidden = !sup;
     if (!sup) { $("canned-form").hidden = true; editingCanned = null; confirmingDelete = null; }
@@ -525,13 +371,11 @@
   function connectSocket() {
     clearTimeout(wsTimer);
     if (stopped || !session) return;
-    var proto = location.protocol === "https:" ? "wss:" : "ws:";
     var ws;
     try {
-      // always the current access token; it goes in the subprotocol list, never in the URL
-      ws = new WebSocket(proto + "//" + location.host + "/ws/agent", [WS_PROTOCOL, "auth." + session.token]);
+      ws = Relend.openSocket("/ws/agent", session.token);  // always the current access token
     } catch (e) {
-      if (e && e.name === "SyntaxError") { signOut(t("sessionExpired")); return; }  // unusable token
+      if (e && e.name === "SyntaxError") { signOut(t("error.session_expired")); return; }  // unusable token
       wsTimer = setTimeout(connectSocket, 2000);
       return;
     }
@@ -559,7 +403,7 @@
       if (ev.code === 4401) {
         // the access token ran out (or was revoked): refresh once and reconnect; if the desk
         // refuses again right away, or refuses the refresh, back to the login form
-        if (Date.now() - lastSocketRefresh < 30000) { signOut(t("sessionExpired")); return; }
+        if (Date.now() - lastSocketRefresh < 30000) { signOut(t("error.session_expired")); return; }
         lastSocketRefresh = Date.now();
         var used = ws.relendToken;
         var fresh = session && session.token !== used ? Promise.resolve() : refreshAccess();
@@ -595,7 +439,7 @@
       queue = body.cases || [];
       renderQueue();
       if (current) syncCurrentFromQueue();
-    }).catch(function (e) { if (e.status !== 401) toast(e.message, "error"); });
+    }).catch(function (e) { if (e.status !== 401) toast(errorText(e), "error"); });
   }
 
   function renderQueue() {
@@ -611,7 +455,7 @@
         onclick: function (ev) { ev.stopPropagation(); claim(c.case_id); }
       }) : el("span", {
         "class": "claimed-by" + (mine ? "" : " other"), testid: "queue-claimed-by",
-        text: mine ? t("claimedByMe") : fmt(t("claimedBy"), { name: c.claimed_by || "?" })
+        text: mine ? t("claimed_by_me") : fmt(t("claimed_by"), { name: c.claimed_by || "?" })
       });
       var item = el("li", {
         "class": "queue-item" + (current && current.case_id === c.case_id ? " selected" : ""),
@@ -664,7 +508,7 @@
       loadQueue();
       // the detail again, now as its claimer: from here on its messages come on the socket
       return openCase(caseId).then(function () {
-        if (current && current.case_id === caseId) { showAlert(t("claimedOk"), "ok"); $("reply").focus(); }
+        if (current && current.case_id === caseId) { showAlert(t("claimed_ok"), "ok"); $("reply").focus(); }
       });
     }).catch(function (e) {
       if (e.status === 409) {
@@ -673,12 +517,12 @@
         return loadQueue().then(function () { return openCase(caseId); }).then(function () {
           if (!current || current.case_id !== caseId) return;
           var name = current.claimed_by || claimerFromQueue(caseId);
-          var who = name ? (uiLang === "en" ? " (" + name + ")" : "（" + name + "）") : "";
-          showAlert(fmt(t("alreadyClaimed"), { who: who }), "error");
+          var who = name ? fmt(t("claimed_by_suffix"), { name: name }) : "";
+          showAlert(fmt(t("already_claimed"), { who: who }), "error");
         });
       }
       if (e.status === 401) return;
-      toast(e.message, "error");
+      toast(errorText(e), "error");
     });
   }
   function claimerFromQueue(caseId) {
@@ -704,7 +548,7 @@
     }).catch(function (e) {
       if (ticket !== opening) return;
       if (e.status === 403) { showCaseForbidden(caseId); return; }
-      if (e.status !== 401) toast(e.message, "error");
+      if (e.status !== 401) toast(errorText(e), "error");
     });
   }
 
@@ -731,20 +575,17 @@
     current = null;
     seen = {};
     payloadTitles = {};
-    $("case").hidden = true;
-    $("case-placeholder").hidden = true;
+    setHidden(["case", "case-placeholder", "notes-panel", "canned"], true);
     $("transcript").innerHTML = "";
     $("notes").innerHTML = "";
-    $("notes-panel").hidden = true;
-    $("canned").hidden = true;
     var ctx = $("context");
     ctx.innerHTML = "";
-    ctx.appendChild(el("div", { "class": "muted small-text", "data-i18n": "noCase", text: t("noCase") }));
+    ctx.appendChild(el("div", { "class": "muted small-text", "data-i18n": "no_case", text: t("no_case") }));
     var name = claimerFromQueue(caseId);
     var box = $("case-forbidden");
     box.hidden = false;
     box.setAttribute("data-case-id", String(caseId));
-    box.textContent = name ? fmt(t("caseForbidden"), { who: name }) : t("caseForbiddenAnon");
+    box.textContent = name ? fmt(t("case_forbidden"), { who: name }) : t("case_forbidden_anon");
     renderQueue();
   }
 
@@ -754,10 +595,8 @@
   function isOpen() { return current && (current.status === "waiting" || current.status === "claimed"); }
 
   function renderCase() {
-    $("case-placeholder").hidden = true;
-    $("case-forbidden").hidden = true;
-    $("case").hidden = false;
-    $("notes-panel").hidden = false;
+    setHidden(["case-placeholder", "case-forbidden"], true);
+    setHidden(["case", "notes-panel"], false);
     renderCaseHead();
     renderContext();
     renderNotes();
@@ -778,9 +617,9 @@
     var status = $("case-status");
     status.className = "badge " + c.status;
     status.setAttribute("data-status", c.status);
-    status.textContent = c.status === "claimed" ? (isMine() ? t("claimedByMe") : fmt(t("claimedBy"), { name: c.claimed_by })) : t(c.status);
+    status.textContent = c.status === "claimed" ? (isMine() ? t("claimed_by_me") : fmt(t("claimed_by"), { name: c.claimed_by })) : t("status." + c.status);
     $("case-sub").textContent = "#" + c.case_id + " · " + langName(c.language) + " · " + reasonLabel(c.reason) +
-      " · " + t("waitingSince") + " " + relTime(c.waiting_since);
+      " · " + t("waiting_since") + " " + relTime(c.waiting_since);
     var mine = isMine();
     $("claim-btn").hidden = !isOpen() || mine;
     $("claim-btn").className = "btn " + (c.status === "waiting" ? "primary" : "");
@@ -790,8 +629,8 @@
     $("reply").disabled = !mine;
     $("reply-send").disabled = !mine;
     $("reply-form").classList.toggle("disabled", !mine);
-    $("reply-hint").textContent = mine ? (uiLang === "en" ? "Replying in " : "回复语言：") + langName(c.language)
-      : isOpen() ? t("claimFirst") : fmt(t("ended"), { status: t(c.status) });
+    $("reply-hint").textContent = mine ? fmt(t("replying_in"), { lang: langName(c.language) })
+      : isOpen() ? t("claim_first") : fmt(t("ended"), { status: t("status." + c.status) });
     $("canned-lang").textContent = "· " + langName(c.language);
     // notes are written by the case's claimer only
     $("note-input").disabled = !mine;
@@ -821,8 +660,8 @@
     } else {
       (m.buttons || []).forEach(function (b) { payloadTitles[b.payload] = b.title; });
       var ours = m.sender !== "borrower";
-      var label = m.sender === "borrower" ? t("borrowerLabel") : m.sender === "bot" ? t("botLabel")
-        : t("agentLabel") + (m.agent_name ? " · " + m.agent_name : "");
+      var label = m.sender === "borrower" ? t("borrower_label") : m.sender === "bot" ? t("bot_label")
+        : t("agent_label") + (m.agent_name ? " · " + m.agent_name : "");
       var text = m.text;
       var viaButton = m.sender === "borrower" && text && text.charAt(0) === "/" && payloadTitles[text];
       node = el("div", { "class": "t-row " + m.sender + (ours ? " ours" : ""), testid: "t-message",
@@ -830,7 +669,7 @@
         el("div", { "class": "t-msg" }, [
           el("div", { "class": "t-label" }, [el("span", { text: label }), el("span", { text: absTime(m.at).slice(11) })]),
           el("div", { "class": "t-bubble", testid: "t-text", text: viaButton ? payloadTitles[text] : text }),
-          viaButton ? el("div", { "class": "t-label" }, [el("span", { "class": "mono", text: t("quickReply") + " " + text })]) : null,
+          viaButton ? el("div", { "class": "t-label" }, [el("span", { "class": "mono", text: t("quick_reply") + " " + text })]) : null,
           m.buttons && m.buttons.length ? el("div", { "class": "t-buttons" }, m.buttons.map(function (b) {
             return el("span", { text: b.title });
           })) : null
@@ -885,11 +724,11 @@
     var ctx = c.context || {};
     var box = $("context");
     box.innerHTML = "";
-    if (ctx.backend_failed) box.appendChild(el("div", { "class": "warn-box", testid: "ctx-backend-failed", text: t("backendFailed") }));
+    if (ctx.backend_failed) box.appendChild(el("div", { "class": "warn-box", testid: "ctx-backend-failed", text: t("backend_failed") }));
     box.appendChild(kv([
-      [t("borrowerId"), el("span", { "class": "mono", text: c.borrower_id }), "ctx-borrower-id"],
+      [t("borrower_id"), el("span", { "class": "mono", text: c.borrower_id }), "ctx-borrower-id"],
       [t("language"), langName(c.language), "ctx-language"],
-      [t("handoffReason"), reasonLabel(c.reason), "ctx-reason"],
+      [t("handoff_reason"), reasonLabel(c.reason), "ctx-reason"],
       [t("since"), absTime(c.waiting_since), "ctx-since"],
       [t("conversation"), el("span", { "class": "mono", text: c.conversation_id }), "ctx-conversation"]
     ]));
@@ -908,8 +747,8 @@
       var card = el("div", { "class": "decision", testid: "ctx-decision" }, [
         el("div", { "class": "head" }, [
           el("span", { "class": "tag " + (d.eligible ? "ok" : "bad"), testid: "ctx-eligible",
-                       "data-eligible": String(!!d.eligible), text: d.eligible ? t("eligible") : t("notEligible") }),
-          el("span", { "class": "muted small-text", title: d.decision_id || "", text: d.checked_at ? t("checkedAt") + " " + absTime(d.checked_at) : "" })
+                       "data-eligible": String(!!d.eligible), text: d.eligible ? t("eligible") : t("not_eligible") }),
+          el("span", { "class": "muted small-text", title: d.decision_id || "", text: d.checked_at ? t("checked_at") + " " + absTime(d.checked_at) : "" })
         ]),
         el("div", { "class": "limits" }, [
           el("div", null, [el("div", { "class": "num", testid: "ctx-available", text: money(d.available_limit, d.currency) }),
@@ -923,8 +762,8 @@
         var items = Object.keys(details).map(function (k) {
           return el("li", null, [el("span", { "class": "k", text: k }), el("span", { "class": "v", text: detailValue(details[k]) })]);
         });
-        if (r.retry_after) items.push(el("li", null, [el("span", { "class": "k", text: t("retryAfter") }), el("span", { "class": "v", text: absTime(r.retry_after) })]));
-        if (r.next_review_at) items.push(el("li", null, [el("span", { "class": "k", text: t("nextReview") }), el("span", { "class": "v", text: absTime(r.next_review_at) })]));
+        if (r.retry_after) items.push(el("li", null, [el("span", { "class": "k", text: t("retry_after") }), el("span", { "class": "v", text: absTime(r.retry_after) })]));
+        if (r.next_review_at) items.push(el("li", null, [el("span", { "class": "k", text: t("next_review") }), el("span", { "class": "v", text: absTime(r.next_review_at) })]));
         card.appendChild(el("div", { "class": "reason", testid: "ctx-reason-code", "data-code": r.code }, [
           el("div", { "class": "code-line" }, [
             el("span", { "class": "code", text: r.code }),
@@ -934,16 +773,16 @@
           items.length ? el("ul", { "class": "details", testid: "ctx-reason-details" }, items) : null
         ]));
       });
-      if (d.decision_id) card.appendChild(el("div", { "class": "muted small-text decision-id" }, [t("decisionId") + " ", el("span", { "class": "mono", text: d.decision_id })]));
+      if (d.decision_id) card.appendChild(el("div", { "class": "muted small-text decision-id" }, [t("decision_id") + " ", el("span", { "class": "mono", text: d.decision_id })]));
       dBlock.appendChild(card);
     } else {
-      dBlock.appendChild(el("div", { "class": "muted small-text", testid: "ctx-decision", text: t("noDecision") }));
+      dBlock.appendChild(el("div", { "class": "muted small-text", testid: "ctx-decision", text: t("no_decision") }));
     }
     box.appendChild(dBlock);
 
     var appeals = ctx.appeal_ids || [];
     box.appendChild(el("div", { "class": "ctx-block" }, [
-      el("div", { "class": "label", text: t("appealIds") }),
+      el("div", { "class": "label", text: t("appeal_ids") }),
       el("div", { "class": "chips", testid: "ctx-appeal-ids" }, appeals.length ? appeals.map(function (x) {
         return el("span", { "class": "tag appeal", testid: "ctx-appeal-id", text: x });
       }) : [el("span", { "class": "muted small-text", text: t("none") })])
@@ -958,9 +797,9 @@
     var tr = ctx.transcript || [];
     if (tr.length) {
       box.appendChild(el("details", { "class": "bot-transcript", testid: "ctx-transcript" }, [
-        el("summary", { text: fmt(t("botTranscript"), { n: tr.length }) }),
+        el("summary", { text: fmt(t("bot_transcript"), { n: tr.length }) }),
         el("ol", null, tr.map(function (line) {
-          return el("li", null, [el("strong", { text: (line.sender === "borrower" ? t("borrowerLabel") : t("botLabel")) + "：" }), line.text || ""]);
+          return el("li", null, [el("strong", { text: fmt(t("transcript_who"), { who: line.sender === "borrower" ? t("borrower_label") : t("bot_label") }) }), line.text || ""]);
         }))
       ]));
     }
@@ -977,12 +816,19 @@
       ]));
     });
   }
+  /** The trimmed text of the field `input` for the open case, or null: nothing to send, or the
+   *  case is not ours (then `notMine` is shown). */
+  function textToSend(input, notMine) {
+    var text = input.value.trim();
+    if (!text || !current) return null;
+    if (!isMine()) { showAlert(notMine, "error"); return null; }
+    return text;
+  }
   function onNote(ev) {
     ev.preventDefault();
     var input = $("note-input");
-    var text = input.value.trim();
-    if (!text || !current) return;
-    if (!isMine()) { showAlert(t("notesLocked"), "error"); return; }
+    var text = textToSend(input, t("notes_locked"));
+    if (text === null) return;
     var id = current.case_id;
     api("POST", "/api/agent/cases/" + id + "/notes", { text: text }).then(function (n) {
       input.value = "";
@@ -990,10 +836,10 @@
         current.notes = (current.notes || []).concat([{ id: n.id, text: n.text, at: new Date().toISOString(), agent: session.agent.name }]);
         renderNotes();
       }
-      toast(t("noteAdded"), "ok");
+      toast(t("note_added"), "ok");
     }).catch(function (e) {
       if (e.status === 401) return;
-      toast(e.status === 403 || e.code === "not_your_case" ? t("claimToAct") : e.message, "error");
+      toast(e.status === 403 || e.code === "not_your_case" ? t("error.not_your_case") : errorText(e), "error");
       if (e.status === 403 || e.status === 409) reloadCase(false);
     });
   }
@@ -1002,16 +848,15 @@
   function onReply(ev) {
     ev.preventDefault();
     var input = $("reply");
-    var text = input.value.trim();
-    if (!text || !current) return;
-    if (!isMine()) { showAlert(t("claimFirst"), "error"); return; }
+    var text = textToSend(input, t("claim_first"));
+    if (text === null) return;
     $("reply-send").disabled = true;
     api("POST", "/api/agent/cases/" + current.case_id + "/messages", { text: text }).then(function (m) {
       input.value = "";
       appendMessage(m);
     }).catch(function (e) {
       if (e.status === 401) return;
-      toast(fmt(t("sendFailed"), { msg: e.status === 403 ? t("claimToAct") : e.message }), "error");
+      toast(fmt(t("send_failed"), { msg: e.status === 403 ? t("error.not_your_case") : errorText(e) }), "error");
       if (e.status === 409 || e.status === 403) reloadCase(false);
     }).then(function () { if (current) { $("reply-send").disabled = !isMine(); input.focus(); } });
   }
@@ -1026,17 +871,17 @@
     api("POST", "/api/agent/cases/" + id + "/return", note ? { note: note } : {}).then(function () {
       $("return-note").value = "";
       $("return-form").hidden = true;
-      return reloadCase(false).then(function () { showAlert(t("returnedOk"), "info"); loadQueue(); });
+      return reloadCase(false).then(function () { showAlert(t("returned_ok"), "info"); loadQueue(); });
     }).catch(function (e) {
-      if (e.status !== 401) toast(e.status === 403 ? t("claimToAct") : e.message, "error");
+      if (e.status !== 401) toast(e.status === 403 ? t("error.not_your_case") : errorText(e), "error");
       reloadCase(false);
     }).then(function () { button.disabled = false; });
   }
   function onClose() {
     var id = current.case_id;
     api("POST", "/api/agent/cases/" + id + "/close").then(function () {
-      return reloadCase(false).then(function () { showAlert(t("closedOk"), "info"); loadQueue(); });
-    }).catch(function (e) { if (e.status !== 401) toast(e.status === 403 ? t("claimToAct") : e.message, "error"); });
+      return reloadCase(false).then(function () { showAlert(t("closed_ok"), "info"); loadQueue(); });
+    }).catch(function (e) { if (e.status !== 401) toast(e.status === 403 ? t("error.not_your_case") : errorText(e), "error"); });
   }
 
   // ---------- canned replies ----------
@@ -1057,9 +902,9 @@
     canned.forEach(function (r) {
       // inserting is for everyone; editing and deleting for supervisors (the desk enforces it)
       var del = !sup ? null : confirmingDelete === r.id
-        ? el("button", { type: "button", "class": "btn danger-ghost small", testid: "canned-delete-confirm", text: t("confirmDel"),
+        ? el("button", { type: "button", "class": "btn danger-ghost small", testid: "canned-delete-confirm", text: t("confirm_del"),
                          onclick: function () { deleteCanned(r.id); } })
-        : el("button", { type: "button", "class": "btn ghost small", testid: "canned-delete", text: t("del"),
+        : el("button", { type: "button", "class": "btn ghost small", testid: "canned-delete", text: t("delete"),
                          onclick: function () { confirmingDelete = r.id; renderCanned(); } });
       list.appendChild(el("li", { "class": "canned-item", testid: "canned-item", "data-id": r.id, "data-title": r.title }, [
         el("div", { "class": "text" }, [
@@ -1079,7 +924,7 @@
   function insertCanned(r) {
     var input = $("reply");
     var text = cannedText(r);
-    if (input.disabled) { showAlert(t("claimFirst"), "error"); return; }
+    if (input.disabled) { showAlert(t("claim_first"), "error"); return; }
     var start = input.selectionStart || input.value.length;
     var end = input.selectionEnd || input.value.length;
     var before = input.value.slice(0, start);
@@ -1090,7 +935,7 @@
     input.setSelectionRange(pos, pos);
   }
   function editCanned(r) {
-    if (!isSupervisor()) { toast(t("cannedForbidden"), "error"); return; }
+    if (!isSupervisor()) { toast(t("canned_forbidden"), "error"); return; }
     editingCanned = r ? r.id : "new";
     $("canned-form").hidden = false;
     $("canned-title").value = r ? r.title : "";
@@ -1117,10 +962,10 @@
       if (session && session.agent) { session.agent.role = "agent"; storeSession(); }
       applyRole();
       renderCanned();
-      toast(t("cannedForbidden"), "error");
+      toast(t("canned_forbidden"), "error");
       return;
     }
-    toast(e.message, "error");
+    toast(errorText(e), "error");
   }
   function deleteCanned(id) {
     api("DELETE", "/api/agent/canned/" + id).then(function () {
@@ -1135,7 +980,7 @@
     if (ev) ev.preventDefault();
     var id = $("lookup-input").value.trim();
     if (!id && !isSupervisor()) {  // listing everybody's conversations is for supervisors
-      toast(t("lookupNeedId"), "error");
+      toast(t("lookup_need_id"), "error");
       $("lookup-input").focus();
       return;
     }
@@ -1158,32 +1003,32 @@
             el("span", { "class": "muted small-text", title: absTime(c.updated_at), text: t("updated") + " " + relTime(c.updated_at) })
           ]),
           el("div", { "class": "row2" }, [
-            el("span", { "class": "tag " + (c.owner === "agent" ? "appealable" : "ok"), testid: "conversation-owner", text: t("owner_" + c.owner) || c.owner }),
+            el("span", { "class": "tag " + (c.owner === "agent" ? "appealable" : "ok"), testid: "conversation-owner", text: has("owner." + c.owner) ? t("owner." + c.owner) : c.owner }),
             el("span", { "class": "tag lang", text: langName(c.locale) }),
             el("span", { "class": "muted mono", text: c.conversation_id })
           ]),
           el("div", { "class": "actions" }, [
-            canRunCheck ? el("button", { type: "button", "class": "btn small", testid: "run-check", text: t("runCheck"),
+            canRunCheck ? el("button", { type: "button", "class": "btn small", testid: "run-check", text: t("run_check"),
                                          onclick: function (e) { runCheck(c.conversation_id, e.currentTarget); } }) : null,
-            open ? el("button", { type: "button", "class": "btn ghost small", testid: "open-case", text: t("openCase"),
+            open ? el("button", { type: "button", "class": "btn ghost small", testid: "open-case", text: t("open_case"),
                                   onclick: function () { openCase(open.case_id); } }) : null
           ])
         ]));
       });
-    }).catch(function (e) { if (e.status !== 401) toast(e.message, "error"); });
+    }).catch(function (e) { if (e.status !== 401) toast(errorText(e), "error"); });
   }
   function runCheck(conversationId, button) {
     button.disabled = true;
     api("POST", "/api/agent/conversations/" + encodeURIComponent(conversationId) + "/run-check").then(function () {
-      toast(t("runCheckOk"), "ok");
+      toast(t("run_check_ok"), "ok");
       loadQueue();
       onLookup(null);
       if (current && current.conversation_id === conversationId) reloadCase(false);
     }).catch(function (e) {
       button.disabled = false;
       if (e.status === 401) return;
-      toast(e.status === 409 ? t("runCheckNotYours")
-        : e.status === 403 ? t("runCheckForbidden") : e.message, "error");
+      toast(e.status === 409 ? t("run_check_not_yours")
+        : e.status === 403 ? t("run_check_forbidden") : errorText(e), "error");
     });
   }
 
@@ -1241,6 +1086,9 @@
   $("canned-form").addEventListener("submit", onCannedSave);
   $("lookup-form").addEventListener("submit", onLookup);
 
-  if (session && session.token) startWorkspace();
+  Relend.boot("console", Relend.languagesOf("data-ui-lang"), function () {
+    uiLang = Relend.languageFor(uiLang);
+    if (session && session.token) startWorkspace();
   else { wipeSessionStorage(); showLogin(null); }
+  });
 })();

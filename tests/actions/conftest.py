@@ -39,10 +39,9 @@ from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import Timeout
 
-import actions.appeals
 import actions.conversation
-import actions.eligibility
 import actions.handoff
+from actions.clock import use_clock
 from actions.settings import settings
 from common.db import make_engine, make_session_factory
 from eligibility.models import Base, Borrower
@@ -289,21 +288,12 @@ def fake_http() -> Callable[[], FakeHttp]:
 # --- the clock -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def freeze_actions_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
-    """``freeze_actions_clock(moment)``: every action module's ``utc_now`` returns it."""
-
-    def _freeze(moment: datetime) -> None:
-        for module in (actions.conversation, actions.eligibility, actions.appeals,
-                       actions.handoff):
-            monkeypatch.setattr(module, "utc_now", lambda: moment)
-
-    return _freeze
-
-
 @pytest.fixture(autouse=True)
-def _fixed_clock(freeze_actions_clock: Callable[[datetime], None]) -> None:
-    freeze_actions_clock(NOW)
+def _fixed_clock() -> Iterator[None]:
+    """Every action reads ``NOW`` (actions.clock); a test that needs another moment puts its
+    own clock in place with ``use_clock``."""
+    with use_clock(lambda: NOW):
+        yield
 
 
 @pytest.fixture

@@ -195,14 +195,13 @@ def test_follow_ups_reuse_the_decision_already_fetched(make_tracker, run, backen
 
 
 def test_an_old_or_someone_elses_decision_is_fetched_again(make_tracker, run, backend, decisions,
-                                                            configure_actions) -> None:
-    import time
-
+                                                            configure_actions, now) -> None:
     configure_actions(RELEND_DECISION_MAX_AGE_SECONDS="120")
     backend.on("GET", eligibility_path("demo-posting"), (200, decisions["demo-posting"]))
-    fresh = {**decisions["demo-posting"], "_fetched_at": time.time() - 100}
-    stale = {**decisions["demo-posting"], "_fetched_at": time.time() - 130}
-    other = {**decisions["demo-overdue"], "_fetched_at": time.time()}
+    # ages by the actions' clock (fixed at ``now``), not by the machine's
+    fresh = {**decisions["demo-posting"], "_fetched_at": now.timestamp() - 100}
+    stale = {**decisions["demo-posting"], "_fetched_at": now.timestamp() - 130}
+    other = {**decisions["demo-overdue"], "_fetched_at": now.timestamp()}
     for cached, fetches in ((fresh, 0), (stale, 1), (other, 1), ("junk", 1)):
         backend.calls.clear()
         outcome = run(ExplainDecision(), make_tracker("?", "ask_limit_restore_time",
@@ -435,6 +434,55 @@ def test_an_open_appeal_is_reported_instead_of_a_second_one(make_tracker, run, b
     assert outcome.slots["appeal_ready"] is False
     assert "AP20260310-ABC234" in outcome.text
     assert ("复核中" if lang == "zh" else "being reviewed") in outcome.text
+
+
+UNDER_REVIEW = {  # AP20260310-ABC234, respond_by NOW + 72 h = 13 Mar 12:00 in Shanghai
+    "zh": "您已经就这个结果提交了申诉（编号 AP20260310-ABC234），专人正在复核，我们会在3月13日 "
+          "12:00前给您答复，不需要重复提交。",
+    "en": "You have already appealed this (ref. AP20260310-ABC234): a person is reviewing it and "
+          "you will hear back by 13 Mar at 12:00, so there is no need to file it again."}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_asking_again_after_filing_names_the_appeal_instead_of_offering_one(
+        make_tracker, run, backend, decisions, lang) -> None:
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": [appeal_json()]}))
+    outcome = ask_why(run, make_tracker, "demo-overdue", lang=lang,
+                      slots={"appeal_ids": ["AP20260310-ABC234"]})
+    assert outcome.text.splitlines()[-1] == UNDER_REVIEW[lang]
+    assert ("提交申诉" if lang == "zh" else "I can file an appeal") not in outcome.text
+    assert outcome.messages[0]["buttons"] == []
+    assert outcome.slots["pending_offer"] is None
+
+
+@pytest.mark.parametrize("status", ["upheld", "rejected"])
+def test_an_appeal_already_decided_leaves_the_offer(make_tracker, run, backend, decisions,
+                                                     status) -> None:
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
+    backend.on("GET", appeals_path("demo-overdue"),
+               (200, {"appeals": [appeal_json(status=status)]}))
+    outcome = ask_why(run, make_tracker, "demo-overdue",
+                      slots={"appeal_ids": ["AP20260310-ABC234"]})
+    assert outcome.text.splitlines()[-1] == ("如果您认为这个结果有误，我可以帮您提交申诉，"
+                                             "由专人复核。")
+    assert outcome.slots["pending_offer"] == "appeal"
+
+
+def test_without_an_appeal_filed_here_the_appeal_list_is_not_asked_for(make_tracker, run,
+                                                                      backend, decisions) -> None:
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
+    ask_why(run, make_tracker, "demo-overdue")
+    assert backend.paths() == [eligibility_path("demo-overdue")]
+
+
+def test_an_unreadable_appeal_list_leaves_the_offer(make_tracker, run, backend,
+                                                    decisions) -> None:
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
+    backend.on("GET", appeals_path("demo-overdue"), (500, "oops"))
+    outcome = ask_why(run, make_tracker, "demo-overdue",
+                      slots={"appeal_ids": ["AP20260310-ABC234"]})
+    assert outcome.slots["pending_offer"] == "appeal"
 
 
 def test_an_unreadable_appeal_list_does_not_stop_the_appeal(make_tracker, run, backend,
@@ -705,8 +753,9 @@ def test_a_failed_filing_keeps_the_statement_and_offers_a_person(
     assert outcome.slots["handoff_reason"] == handoff_reason
     assert "appeal_statement" not in outcome.slots  # nothing is lost
     assert any("conv-file-9" in r.getMessage() for r in caplog.records)
-    # the person who takes over sees the statement
+    # the person who takes over sees the statement (and a decision checked for the case)
     desk.on("POST", "/internal/handoffs", (200, {"case_id": 2}))
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
     run(HandoffToHuman(), make_tracker("/request_human", "request_human", borrower="demo-overdue",
                                        lang=lang, slots={**slots, **outcome.slots}))
     case = desk.calls[0].json
@@ -858,7 +907,7 @@ def test_default_fallback_and_declining(make_tracker, run, lang) -> None:
 def test_the_handoff_case_carries_everything_the_bot_knows(make_tracker, run, desk, decisions,
                                                            history, lang) -> None:
     desk.on("POST", "/internal/handoffs", (200, {"case_id": 9}))
-    decision = {**decisions["demo-overdue"], "_fetched_at": 1.0}
+    decision = {**decisions["demo-overdue"], "_fetched_at": NOW.timestamp() - 60}  # fresh
     earlier = [history.user("why can't I borrow", "cannot_borrow_after_repayment"),
                history.bot("An instalment due on 29 Jan was paid 12 days late."),
                history.user("yes", "affirm"),
@@ -895,6 +944,32 @@ def test_the_handoff_case_carries_everything_the_bot_knows(make_tracker, run, de
     # paused, then listening: messages logged while paused follow a listen, like any turn
     assert outcome.paused and outcome.events[-2] == {"event": "pause", "timestamp": None}
     assert outcome.events[-1]["name"] == "action_listen"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_asking_for_a_person_first_hands_over_a_decision_checked_now(
+        make_tracker, run, backend, desk, decisions, lang) -> None:
+    desk.on("POST", "/internal/handoffs", (200, {"case_id": 10}))
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
+    outcome = run(HandoffToHuman(), make_tracker("转人工", "request_human",
+                                                 borrower="demo-overdue", lang=lang))
+    case = desk.calls[0].json
+    assert case["decision"]["decision_id"] == decisions["demo-overdue"]["decision_id"]
+    assert case["decision"]["reasons"][0]["code"] == "OVERDUE_COOLING_OFF"
+    assert "_fetched_at" not in case["decision"] and case["backend_failed"] is False
+    assert outcome.slots["decision"]["decision_id"] == case["decision"]["decision_id"]
+    assert outcome.text == text_of("handoff_started", lang)  # the borrower hears only this
+
+
+def test_a_decision_that_cannot_be_checked_at_handoff_is_noted_in_the_case(
+        make_tracker, run, backend, desk) -> None:
+    desk.on("POST", "/internal/handoffs", (200, {"case_id": 11}))
+    backend.on("GET", eligibility_path("demo-overdue"), (503, "busy"))
+    outcome = run(HandoffToHuman(), make_tracker("转人工", "request_human",
+                                                 borrower="demo-overdue"))
+    case = desk.calls[0].json
+    assert case["decision"] is None and case["backend_failed"] is True
+    assert outcome.text == text_of("handoff_started", "zh") and outcome.paused
 
 
 @pytest.mark.parametrize(("slots", "reason"), [

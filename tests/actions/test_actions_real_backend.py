@@ -33,6 +33,7 @@ from rasa_sdk import Action
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.appeals import BeginAppeal, FileAppeal, ReportAppealStatus, ValidateAppealForm
+from actions.clock import use_clock
 from actions.context import ReadChannelContext
 from actions.eligibility import ExplainDecision, ReportAppError
 from actions.handoff import HandoffToHuman
@@ -81,14 +82,13 @@ def seeded_at(live_backend: str, database: Path) -> datetime:
 
 @pytest.fixture
 def now(live_backend: str, seeded_at: datetime, configure_actions: Callable[..., None],
-        freeze_actions_clock: Callable[[datetime], None],
-        monkeypatch: pytest.MonkeyPatch) -> datetime:
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[datetime]:
     """Point the actions at the live service; their clock stops at the moment of seeding."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     configure_actions(RELEND_BACKEND_URL=live_backend, RELEND_BACKEND_TOKEN=SERVICE_TOKEN,
                       RELEND_BACKEND_CONNECT_TIMEOUT="2", RELEND_BACKEND_READ_TIMEOUT="10")
-    freeze_actions_clock(seeded_at)
-    return seeded_at
+    with use_clock(lambda: seeded_at):
+        yield seeded_at
 
 
 def on_day(moment: datetime, lang: str, today: datetime) -> str:
@@ -190,8 +190,8 @@ def figures(borrower_id: str, lang: str, seeded: datetime) -> list[str]:
         # 712 -> 598 six days before (rescored 30 days later); late elsewhere 20 days before
         "demo-score-drop": ["从712降到了598", f"{on(-20)}在其他机构有1笔逾期记录", "近30天有9次",
                             f"评分预计{on(24)}更新"] if zh else
-        ["from 712 to 598", f"(latest {on(-20)})", "9 credit applications",
-         f"next updated on {on(24)}"],
+        ["from 712 to 598", f"late payment with another lender ({on(-20)})",
+         "9 credit applications", f"next updated on {on(24)}"],
         # over three hours after seeding
         "demo-incident": ["DEMO-INC-0001", f"{clock(seeded + timedelta(hours=3))}恢复",
                           "不是您账户的问题"] if zh else
@@ -199,9 +199,10 @@ def figures(borrower_id: str, lang: str, seeded: datetime) -> list[str]:
         "demo-in-use": ["1/12期", "4,583.33元", "可借只有416.67元", "500元"] if zh else
         ["1 of 12", "¥4,583.33", "¥416.67 is available", "¥500"],
         # expired ID (10 days before) first, then the score and the funding quota in one line
-        "demo-id-score-funding": [f"已于{on(-10)}过期", "另外：信用评分降到了572",
+        "demo-id-score-funding": [f"已于{on(-10)}过期", "另外：信用评分为572，低于借款所需的600分",
                                   "明天 10:00开放"] if zh else
-        [f"expired on {on(-10)}", "Also: your credit score is 572", "tomorrow at 10:00"],
+        [f"expired on {on(-10)}", "Also: your credit score (572) is below the 600 needed",
+         "tomorrow at 10:00"],
     }[borrower_id]
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-import actions.eligibility
 from actions.eligibility import ExplainDecision
 from actions.explanations import DESCRIBERS, describe_reason, explain
 from eligibility.models import Incident, OverdueRecord, RiskPolicy
@@ -50,15 +50,16 @@ FIGURES: dict[str, dict[str, list[str]]] = {
         "zh": ["LN-in-use-1", "1/12期", "4,583.33元", "416.67元", "500元"],
         "en": ["LN-in-use-1", "1 of 12 instalments", "¥4,583.33", "¥416.67", "¥500"]},
     "OPEN_LOANS_CAP_REACHED": {
-        "zh": ["3笔借款未还清", "同时在借3笔"], "en": ["3 loans open", "(3)"]},
+        "zh": ["3笔借款未还清", "同时在借3笔"],
+        "en": ["3 loans open", "at most 3 can be open at once"]},
     "RISK_REVIEW_NOT_PASSED": {  # reviewed 5 days ago, next review in 25 days
         "zh": ["3月5日", "4月4日"], "en": ["5 Mar", "4 Apr"]},
     "RISK_POLICY_TIGHTENED": {  # since 12 days ago, until 33 days from now
         "zh": ["自2月26日起", "4月12日"], "en": ["Since 26 Feb", "until 12 Apr"]},
     "CREDIT_SCORE_DROPPED": {  # 712 -> 598 (needs 600): 1 late payment elsewhere, 9 inquiries
         "zh": ["从712降到了598", "600分", "2月18日在其他机构有1笔逾期", "近30天有9次", "4月3日"],
-        "en": ["from 712 to 598", "600 or more", "1 late payment(s) with another lender",
-               "latest 18 Feb", "9 credit applications or checks in the last 30 days",
+        "en": ["from 712 to 598", "600 or more", "a late payment with another lender (18 Feb)",
+               "9 credit applications or checks in the last 30 days",
                "3 Apr"]},
     "OVERDUE_COOLING_OFF": {  # due 29 Jan, 12 days late, cleared 10 Feb, 90 days -> 11 May
         "zh": ["1月29日", "逾期了12天", "2月10日", "90天的观察期", "5月11日之后"],
@@ -66,7 +67,7 @@ FIGURES: dict[str, dict[str, list[str]]] = {
     "IDENTITY_VERIFICATION_REQUIRED": {  # expired 3 days ago
         "zh": ["3月7日过期", "身份信息"], "en": ["expired on 7 Mar", "Identity"]},
     "COMPLIANCE_HOLD": {  # placed 2 days ago, expected to finish in 3 days
-        "zh": ["自3月8日起", "3月13日前完成"], "en": ["since 8 Mar", "finish on 13 Mar"]},
+        "zh": ["自3月8日起", "预计3月13日完成"], "en": ["since 8 Mar", "finish on 13 Mar"]},
     "FUNDING_QUOTA_EXHAUSTED": {"zh": ["明天 10:00"], "en": ["tomorrow at 10:00"]},
     "SYSTEM_INCIDENT": {  # DEMO-INC-0001, expected to end in 3 hours
         "zh": ["DEMO-INC-0001", "今天 15:00"], "en": ["DEMO-INC-0001", "today at 15:00"]},
@@ -423,7 +424,7 @@ VARIANTS: dict[str, Variant] = {
         {"zh": ["降到了581（"], "en": ["fell from"]}),
     "regulatory-hold": (
         regulatory_hold, {"zh": ["监管要求", "3月6日"], "en": ["regulatory check", "6 Mar"]},
-        {"zh": ["前完成"], "en": ["expected to finish"]}),
+        {"zh": ["预计"], "en": ["expected to finish"]}),
     "maintenance-without-end": (
         maintenance_without_end,
         {"zh": ["系统维护", "TEST-MAINT-0007", "恢复时间还在确认"],
@@ -527,7 +528,7 @@ KEY_FACTS: dict[str, dict[str, list[str]]] = {
         "en": ["3 loans open", "Once any one of them is fully repaid"]},
     "demo-risk-review": {  # not passed 5 days ago (5 Mar), next review in 25 days (4 Apr)
         "zh": ["3月5日的定期综合评估中暂未通过", "下一次评估预计在4月4日", "提交申诉"],
-        "en": ["didn't pass its periodic review on 5 Mar", "next review is planned on 4 Apr",
+        "en": ["didn't pass its periodic review on 5 Mar", "next review is due on 4 Apr",
                "file an appeal"]},
     "demo-policy": {  # since 12 days ago (26 Feb), until 33 days from now (12 Apr)
         "zh": ["自2月26日起", "一部分客户", "持续到4月12日", "与您个人的还款表现无关", "提交申诉"],
@@ -536,7 +537,7 @@ KEY_FACTS: dict[str, dict[str, list[str]]] = {
     "demo-score-drop": {  # 712 -> 598 < 600; late elsewhere 20 days ago; 9 applications
         "zh": ["从712降到了598", "600分及以上", "2月18日在其他机构有1笔逾期记录", "近30天有9次",
                "接下来30天尽量不要新申请", "评分预计4月3日更新", "提交申诉"],
-        "en": ["from 712 to 598", "600 or more", "with another lender (latest 18 Feb)",
+        "en": ["from 712 to 598", "600 or more", "a late payment with another lender (18 Feb)",
                "9 credit applications or checks in the last 30 days",
                "Avoid new loan or card applications for the next 30 days", "updated on 3 Apr",
                "file an appeal"]},
@@ -573,9 +574,10 @@ KEY_FACTS: dict[str, dict[str, list[str]]] = {
         "en": ["DEMO-INC-0001", "Also: your repayment of ¥5,000 is still posting",
                "try again after today at 15:00"]},
     "demo-id-score-funding": {  # ID expired 10 days ago (28 Feb); score 572; quota until 10:00
-        "zh": ["身份证已于2月28日过期", "另外：信用评分降到了572", "明天 10:00", "身份信息"],
-        "en": ["expired on 28 Feb", "Also: your credit score is 572", "tomorrow at 10:00",
-               "Me › Settings › Identity"]},
+        "zh": ["身份证已于2月28日过期", "另外：信用评分为572，低于借款所需的600分", "明天 10:00",
+               "身份信息"],
+        "en": ["expired on 28 Feb", "Also: your credit score (572) is below the 600 needed",
+               "tomorrow at 10:00", "Me › Settings › Identity"]},
     "demo-overdue-reduced": {  # due 13 Feb, 5 days late, cleared 18 Feb -> 19 May; 5,800 in use
         "zh": ["2月13日到期", "逾期了5天", "已于2月18日还清", "5月19日之前不能重新借款",
                "仍占用5,800元额度", "从15,000元调整为6,000元"],
@@ -625,15 +627,17 @@ def test_explain_decision_for_every_demo_borrower(
     assert call.timeout == (0.2, 0.5)
 
 
-# the answer each eligibility question gets (the focus action_explain_decision asks for)
-FOCUS_OF_INTENT = {
-    "cannot_borrow_after_repayment": "explain",
-    "ask_limit_restore_time": "restore_time",
-    "ask_improve_eligibility": "improve",
-    "limit_reduced_or_closed": "reduced_or_closed",
-    "ask_repayment_status": "repayment_status",
-    "disagree_with_decision": "disagree",
-}
+RULES = Path(__file__).resolve().parents[2] / "data" / "rules.yml"
+
+
+def intents_routed_to(action: str) -> set[str]:
+    """The intents whose rules (data/rules.yml) run ``action`` right after the message."""
+    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))["rules"]
+    return {step["intent"] for rule in rules
+            for step, then in pairwise(rule["steps"])
+            if "intent" in step and then.get("action") == action}
+
+
 # demo-overdue-reduced in English: cooling-off until 19 May 12:00 (cleared 18 Feb 12:00 + 90
 # days), 5,800 in use of a limit cut from 15,000 to 6,000 on 18 Feb (200 free)
 COOLING_OFF = ("An instalment due on 13 Feb was paid 5 days late (settled on 18 Feb). After a "
@@ -644,13 +648,14 @@ ALSO = ("Also: ¥5,800 is still in use by open loans and your limit was lowered 
 APPEAL = "If you think this is wrong, I can file an appeal for a person to review."
 ANSWER_TO: dict[str, list[str]] = {  # the lines each question's answer must have, in order
     "cannot_borrow_after_repayment": [
-        COOLING_OFF, ALSO, "Next step: Try again after 19 May; keep other repayments on time "
-        "meanwhile.", APPEAL],
+        COOLING_OFF, ALSO, "Next step: The cooling-off period ends on 19 May; keep other "
+        "repayments on time meanwhile. Repaying part or all of the loan early frees that amount "
+        "once it posts.", APPEAL],
     "ask_limit_restore_time": [
         "The earliest you can borrow again is after 19 May at 12:00.", COOLING_OFF, ALSO],
     "ask_improve_eligibility": [
         COOLING_OFF, ALSO, "What you can do:",
-        "1. Try again after 19 May; keep other repayments on time meanwhile.",
+        "1. The cooling-off period ends on 19 May; keep other repayments on time meanwhile.",
         "2. Repaying part or all of the loan early frees that amount once it posts."],
     "limit_reduced_or_closed": [
         "Your total limit was changed from ¥15,000 to ¥6,000 on 18 Feb because of a late "
@@ -664,32 +669,39 @@ ANSWER_TO: dict[str, list[str]] = {  # the lines each question's answer must hav
 
 
 def test_every_eligibility_question_has_its_expected_answer_here() -> None:
-    # a question added to the action needs its expectation written above
-    assert set(actions.eligibility.FOCUS_BY_INTENT) == set(FOCUS_OF_INTENT) == set(ANSWER_TO)
+    # a question the rules send to the action needs its expected answer written above
+    routed = intents_routed_to("action_explain_decision")
+    assert "cannot_borrow_after_repayment" in routed
+    assert routed <= set(ANSWER_TO), routed - set(ANSWER_TO)
 
 
-@pytest.mark.parametrize("intent", sorted(FOCUS_OF_INTENT))
-def test_each_eligibility_question_gets_its_focus(
+@pytest.mark.parametrize("intent", sorted(ANSWER_TO))
+def test_each_eligibility_question_gets_its_answer(
         make_tracker: Callable[..., Any], run: Callable[..., Any], backend: Any,
-        decisions: dict[str, Any], monkeypatch: pytest.MonkeyPatch, intent: str) -> None:
-    asked: list[str] = []
-
-    def spy(decision: dict[str, Any], **kwargs: Any) -> Any:
-        asked.append(kwargs["focus"])
-        return explain(decision, **kwargs)
-
-    monkeypatch.setattr(actions.eligibility, "explain", spy)
+        decisions: dict[str, Any], intent: str) -> None:
     backend.on("GET", "/v1/borrowers/demo-overdue-reduced/eligibility",
                (200, decisions["demo-overdue-reduced"]))
     outcome = run(ExplainDecision(),
                   make_tracker("?", intent, borrower="demo-overdue-reduced", lang="en"))
-    assert asked == [FOCUS_OF_INTENT[intent]]
     lines = outcome.text.splitlines()
     expected = ANSWER_TO[intent]
     assert lines[0] == expected[0], outcome.text
     found = [lines.index(line) for line in expected if line in lines]
     assert found == sorted(found) and len(found) == len(expected), \
         f"{intent}: expected, in order:\n" + "\n".join(expected) + f"\n--- got:\n{outcome.text}"
+
+
+def test_a_disagreement_is_answered_as_the_first_question(
+        make_tracker: Callable[..., Any], run: Callable[..., Any], backend: Any,
+        decisions: dict[str, Any]) -> None:
+    # the lines ANSWER_TO asks of a disagreement are in other answers too: this tells them apart
+    backend.on("GET", "/v1/borrowers/demo-overdue-reduced/eligibility",
+               (200, decisions["demo-overdue-reduced"]))
+    disagree, first = (
+        run(ExplainDecision(), make_tracker("?", intent, borrower="demo-overdue-reduced",
+                                            lang="en")).text
+        for intent in ("disagree_with_decision", "cannot_borrow_after_repayment"))
+    assert disagree == first
 
 
 def test_another_intent_gets_the_plain_explanation(

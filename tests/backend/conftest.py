@@ -35,6 +35,7 @@ from .support import (
     Clock,
     LiveServer,
     Records,
+    SeededApp,
     bearer,
     count_rows,
     make_settings,
@@ -154,29 +155,11 @@ def records(clock: Clock) -> Records:
 # --- one seeded app per module, for tests that write nothing ----------------------------------
 
 
-class Shared:
-    """A seeded database and an app on it, shared by a module's read-only tests.
-
-    Tests using it must not change records; they may check that nothing was written.
-    """
-
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        with make_session_factory(self.engine)() as session:
-            self.borrower_ids = seed(session, T0)
-        self.app = create_app(make_settings(url), clock=Clock(T0))
-        self.client = TestClient(self.app)
-        self.api = Api(self.client)
-
-    def close(self) -> None:
-        self.client.close()
-        self.app.state.engine.dispose()
-        self.engine.dispose()
-
-
 @pytest.fixture(scope="module")
-def shared(module_url: str) -> Iterator[Shared]:
-    shared = Shared(module_url)
+def shared(module_url: str) -> Iterator[SeededApp]:
+    """A seeded database and an app on it, shared by a module's read-only tests: they must
+    not change records; they may check that nothing was written."""
+    shared = SeededApp(module_url)
     yield shared
     shared.close()
 

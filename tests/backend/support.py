@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
+from common.db import make_engine, make_session_factory
+from eligibility.api import create_app
 from eligibility.config import Settings
 from eligibility.models import (
     Appeal,
@@ -30,6 +32,7 @@ from eligibility.models import (
     RiskPolicy,
     RiskReview,
 )
+from eligibility.seed import seed
 
 SERVICE_TOKEN = "test-service-token"
 BACKOFFICE_TOKEN = "test-backoffice-token"
@@ -288,6 +291,25 @@ def store(connection: Connection, borrower: Borrower, *others: Any) -> None:
     for table in Base.metadata.sorted_tables:
         for row in rows.get(table, ()):
             connection.execute(table.insert().values(**row))
+
+
+class SeededApp:
+    """The app (clock at ``T0``) on a migrated database seeded with the demo borrowers at ``T0``,
+    with a client and an engine of its own to look at the rows. ``settings``: changes to the
+    tests' settings."""
+
+    def __init__(self, url: str, **settings: Any) -> None:
+        self.engine = make_engine(url)
+        with make_session_factory(self.engine)() as session:
+            self.borrower_ids = seed(session, T0)
+        self.app = create_app(make_settings(url, **settings), clock=Clock(T0))
+        self.client = TestClient(self.app)
+        self.api = Api(self.client)
+
+    def close(self) -> None:
+        self.client.close()
+        self.app.state.engine.dispose()
+        self.engine.dispose()
 
 
 class LiveServer:

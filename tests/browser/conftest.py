@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -28,11 +29,22 @@ SHOTS = ROOT / "reports" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 MODEL_WAIT_SECONDS = 1800
+TEST_TIMEOUT_SECONDS = 2400  # the first run may train the Rasa model
+HERE = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "browser: drives the desk's pages in headless Chromium against the live stack")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is a browser test against the live stack."""
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_SECONDS))
 
 
 def _free_ports(count: int) -> list[int]:
@@ -47,8 +59,9 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _someone_is_training(models_dir: Path) -> bool:
-    """Another process (a developer, another test run) is training into the same folder."""
+def _trainer(models_dir: Path) -> int | None:
+    """The pid of another process (a developer, another test run) training into the same
+    folder, or None."""
     target = str(models_dir.resolve())
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -64,18 +77,30 @@ def _someone_is_training(models_dir: Path) -> bool:
             with contextlib.suppress(OSError):
                 cwd = os.readlink(proc / "cwd")
             if str((Path(cwd) / out).resolve()) == target:
-                return True
-    return False
+                return int(proc.name)
+    return None
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    """Return when process ``pid`` has ended (or ``timeout`` seconds have passed)."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # already gone
+    try:
+        select.select([handle], [], [], max(0.0, timeout))  # readable once the process ends
+    finally:
+        os.close(handle)
 
 
 def _model_ready(config: StackConfig) -> None:
     """Train if needed, but never race another process that is training right now."""
     stamp = config.model_path.with_suffix(".fingerprint")
     deadline = time.monotonic() + MODEL_WAIT_SECONDS
-    while _someone_is_training(config.model_path.parent):
+    while (trainer := _trainer(config.model_path.parent)) is not None:
         if time.monotonic() > deadline:
             raise RuntimeError("another process has been training the Rasa model for too long")
-        time.sleep(5)
+        _wait_for_exit(trainer, deadline - time.monotonic())
     if config.model_path.exists() and stamp.exists() and stamp.read_text().strip() == fingerprint():
         return
     ensure_model(config)

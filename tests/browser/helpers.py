@@ -63,12 +63,25 @@ def wait_for_more(page, testid: str, before: int, timeout: int = BOT_WAIT_MS) ->
         raise AssertionError(f"the desk reported instead of a {testid}: {text}")
 
 
+# the desk has finished the turn of every message this page load sent (the page records the
+# desk's turn_done frames on #message-list), and nothing waits to be sent
+TURNS_DONE = """() => {
+  const list = document.getElementById('message-list');
+  return Number(list.getAttribute('data-turn-done') || 0) >=
+         Number(list.getAttribute('data-turn-sent') || 0) &&
+    document.getElementById('typing').hidden &&
+    !document.querySelector('[data-testid=message-pending]');
+}"""
+
+
 def settle(page) -> None:
-    """The bot may answer in several messages: wait until it stops typing and goes quiet."""
-    page.wait_for_function(
-        "() => document.getElementById('typing').hidden && "
-        "!document.querySelector('[data-testid=message-pending]')", timeout=BOT_WAIT_MS)
-    page.wait_for_timeout(700)
+    """The bot may answer in several messages: wait until the desk has finished the turn of
+    every message this page sent, then until it has answered a fresh "hello" -- by then the page
+    has handled everything the desk sent before, including replies that no borrower message
+    started (the bot's when an agent hands the conversation back or runs a check)."""
+    page.wait_for_function(TURNS_DONE, timeout=BOT_WAIT_MS)
+    wait_connected(page)
+    page.evaluate("() => window.relendChat.sync()")
 
 
 def say(page, text: str) -> list[str]:
@@ -88,6 +101,12 @@ def send(page, text: str) -> None:
     page.get_by_test_id("chat-input").press("Enter")
     page.locator("#message-list [data-testid=message-borrower] [data-testid=bubble]",
                  has_text=text).first.wait_for()
+
+
+def borrower_texts(page) -> list[str]:
+    """What the borrower's bubbles say, in order."""
+    return page.locator("#message-list [data-testid=message-borrower] [data-testid=bubble]"
+                        ).all_inner_texts()
 
 
 def message_ids(page) -> list[int]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 
 import pytest
@@ -25,6 +24,7 @@ from tests.browser.helpers import (
     RECORD_FRAMES,
     agent_login,
     agent_login_api,
+    borrower_texts,
     console_session,
     csp_violations,
     frames,
@@ -36,29 +36,11 @@ from tests.browser.helpers import (
     wait_for_frame,
 )
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.timeout(2400)]  # the first run may train the Rasa model
-
 CSP_MUST_HAVE = ["default-src 'self'", "script-src 'self'", "style-src 'self'",
                  "connect-src 'self'", "object-src 'none'"]
 # the console has drawn the queue it loaded (both start hidden/empty on each page load)
 QUEUE_DRAWN = ("() => !document.getElementById('queue-empty').hidden || "
                "document.querySelectorAll('#queue [data-testid=queue-item]').length > 0")
-
-
-def borrower_texts(page) -> list[str]:
-    return page.locator("#message-list [data-testid=message-borrower] [data-testid=bubble]"
-                        ).all_inner_texts()
-
-
-def wait_until(page, check, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    """Poll `check` while letting Playwright run (its events arrive only inside its calls)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        page.wait_for_timeout(250)  # a poll for a condition outside the page, not a pause
-    return bool(check())
 
 
 # ---------- chat: nothing left behind ----------
@@ -283,15 +265,17 @@ def test_console_retries_a_401_after_refreshing_and_sign_out_revokes(new_page, d
     with console.expect_request(lambda r: r.url.endswith("/api/agent/refresh")):
         console.reload()  # the queue is loaded again on start
     console.get_by_test_id("workspace").wait_for()
-    # the same call again, after the refresh
-    assert wait_until(console, lambda: len(calls) >= 2), calls
-    console.wait_for_function(QUEUE_DRAWN)  # the retried answer was used, not refused
+    # the same call again, after the refresh: the queue is drawn only from a retried answer
+    console.wait_for_function(QUEUE_DRAWN)
+    assert len(calls) >= 2, calls
     assert console.get_by_test_id("login-view").is_hidden()
     console.unroute("**/api/agent/queue")
 
     # sign out: back to the login form, nothing of the session left in this tab's storage
     held = console_session(console)
-    console.get_by_test_id("logout").click()
+    with console.expect_response(lambda r: r.url.endswith("/api/agent/logout")) as revoked:
+        console.get_by_test_id("logout").click()
+    assert revoked.value.ok, revoked.value.status
     console.get_by_test_id("login-view").wait_for()
     keys = storage_keys(console)
     assert [k for k in keys["local"] if k != "relend.console.lang"] == [], keys
@@ -299,9 +283,8 @@ def test_console_retries_a_401_after_refreshing_and_sign_out_revokes(new_page, d
     assert console.get_by_test_id("queue").inner_text() == ""
     assert console.get_by_test_id("login-error").is_hidden()
     # ... and the desk no longer takes its tokens
-    assert wait_until(console, lambda: requests.get(
-        f"{desk_url}/api/agent/queue", timeout=10,
-        headers={"Authorization": f"Bearer {held['token']}"}).status_code == 401)
+    assert requests.get(f"{desk_url}/api/agent/queue", timeout=10, headers={
+        "Authorization": f"Bearer {held['token']}"}).status_code == 401
     assert requests.post(f"{desk_url}/api/agent/refresh", timeout=10, headers={
         "Authorization": f"Bearer {held['refresh_token']}"}).status_code == 401
     console.reload()
@@ -330,8 +313,9 @@ def test_agent_socket_reconnects_with_a_fresh_token_after_4401(new_page, desk_ur
 
     console.route_web_socket(re.compile(r"/ws/agent$"), relay)
     agent_login(console, desk_url, "agent1")
-    assert wait_until(console, lambda: len(routes) == 1)
+    # the socket is open once the relay has connected it to the desk
     console.wait_for_function("() => !document.getElementById('live').classList.contains('off')")
+    assert len(routes) == 1, routes
     opened = console.evaluate("window.__wsProtocols")
     token = console_session(console)["token"]
     assert opened[-1]["protocols"] == ["relend.v1", f"auth.{token}"], opened
@@ -340,12 +324,12 @@ def test_agent_socket_reconnects_with_a_fresh_token_after_4401(new_page, desk_ur
     # the desk closes the socket as for an expired token: refresh, then a new socket
     with console.expect_request(lambda r: r.url.endswith("/api/agent/refresh")):
         routes[0].close(code=4401, reason="expired")
-    assert wait_until(console, lambda: len(routes) == 2), routes
     console.wait_for_function("() => window.__wsProtocols.length === 2")
     fresh = console_session(console)["token"]
     assert console.evaluate("window.__wsProtocols")[-1]["protocols"] == [
         "relend.v1", f"auth.{fresh}"]
     console.wait_for_function("() => !document.getElementById('live').classList.contains('off')")
+    assert len(routes) == 2, routes
     assert console.get_by_test_id("login-view").is_hidden()
 
 

@@ -35,8 +35,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-import desk.api
 from common.db import make_engine, make_session_factory
+from desk.api import create_app
 from desk.auth import hash_password
 from desk.config import DeskSettings
 from desk.migrate import upgrade
@@ -108,20 +108,14 @@ def fake_rasa() -> FakeRasa:
 
 
 @pytest.fixture
-def make_app(fake_rasa: FakeRasa, monkeypatch: pytest.MonkeyPatch
-             ) -> Iterator[Callable[[DeskSettings], FastAPI]]:
-    """Build desk apps wired to the fake Rasa and the fixed demo borrowers; their engines are
-    disposed afterwards."""
+def make_app(fake_rasa: FakeRasa) -> Iterator[Callable[[DeskSettings], FastAPI]]:
+    """Build desk apps wired to the fake Rasa and the fixed demo borrowers, each on an engine
+    of its own that is disposed afterwards."""
     engines: list[Engine] = []
 
-    def tracked_engine(url: str) -> Engine:
-        engines.append(make_engine(url))
-        return engines[-1]
-
-    monkeypatch.setattr(desk.api, "make_engine", tracked_engine)
-
     def build(settings: DeskSettings) -> FastAPI:
-        app = desk.api.create_app(settings)
+        engines.append(make_engine(settings.database_url))
+        app = create_app(settings, engine=engines[-1])
         app.state.desk.rasa._client = fake_rasa.client()
         app.state.desk.demo = FixedDemoDirectory()
         return app

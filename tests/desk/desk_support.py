@@ -8,6 +8,7 @@ WebSocket sessions; ``AgentApi`` is an agent's console.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
@@ -39,13 +40,19 @@ BORROWER = "b-1001"
 PRIVATE = "身份证110105194912310021，手机138 1234 5678，卡号6222 0212 3456 7890"
 MASKED = "身份证110105********0021，手机138****5678，卡号6222 **** **** 7890"
 
-HANDOFF_PAYLOAD = "/human"  # what the fake Rasa treats as "get me a person"
+HANDOFF_PAYLOAD = "/human"  # what the fake Rasa treats as "get me a person" (a button payload)
 HANDOFF_TEXT = "正在为您转接人工客服，请稍候。"
 RESUME_TEXT = "我回来了，继续为您服务。"
 BOT_TEXT = "好的，我来帮您查看。"
 BUTTONS = [{"title": "查看额度", "payload": "/check_limit"}]
 TYPING_ON = {"type": "typing", "on": True}
 TYPING_OFF = {"type": "typing", "on": False}
+
+# what the desk tells a borrower when the assistant does not answer (texts/*.yml,
+# desk.assistant_down), as a person read it
+ASSISTANT_DOWN_ZH = "抱歉，助手暂时没有响应。您的消息已经保存，我们已请人工客服接手，请稍候。"
+ASSISTANT_DOWN_EN = ("Sorry, the assistant isn't responding right now. Your message is saved and a "
+                     "colleague will take over shortly.")
 
 
 DATABASES = [
@@ -66,6 +73,8 @@ def make_settings(database_url: str, **overrides: Any) -> DeskSettings:
         max_message_chars=MAX_CHARS, borrower_token_ttl_seconds=600,
         agent_token_ttl_seconds=600, demo_agent_password=PASSWORD,
         backend_url="http://backend.test", backend_token=BACKEND_TOKEN,
+        # the background round runs once at start; tests run more rounds with ``sweep``
+        assistant_probe_seconds=3600,
     )
     return DeskSettings.construct(**{**DeskSettings().dict(), **fields, **overrides})
 
@@ -131,9 +140,18 @@ class FakeRasa:
 
     ``replies`` is what the bot says to any borrower message, ``resume_replies`` what
     ``action_resume_after_handoff`` says. ``failure`` makes every call fail: "connect",
-    "timeout", "500" or "garbage" (a 200 that is not JSON). The message ``/human`` hands off
-    the way the real action does: it posts the case to the desk (``desk`` is an httpx client
-    on the app) before answering.
+    "timeout", "500" or "garbage" (a 200 that is not JSON); "late" answers the message in the
+    tracker but the desk gets a timeout (Rasa finished after the desk gave up). The message
+    ``/human`` hands off the way the real action does: it posts the case to the desk (``desk``
+    is an httpx client on the app) before answering.
+
+    Each conversation has a tracker (``trackers``: its events, ``GET .../tracker``, ``POST
+    .../tracker/events``) kept the way Rasa 3.6 keeps it, circuit breaker included:
+    ``actions_down`` is Rasa up with its action server down -- every message is answered
+    ``200 []``; on a session's first message ``action_session_start`` fails, so ten
+    ``action_default_fallback`` follow and no ``action_listen``, and from then on every
+    message trips the breaker (ten actions since the last ``action_listen``) and gets ``[]``,
+    until the desk appends an ``action_listen``.
     """
 
     def __init__(self) -> None:
@@ -141,8 +159,10 @@ class FakeRasa:
         self.replies: list[dict[str, Any]] = [{"text": BOT_TEXT, "buttons": BUTTONS}]
         self.resume_replies: list[dict[str, Any]] = [{"text": RESUME_TEXT}]
         self.failure: str | None = None
+        self.actions_down = False
         self.desk: httpx.AsyncClient | None = None
         self.verifier = Verifier(CHANNEL_SECRET)
+        self.trackers: dict[str, list[dict[str, Any]]] = {}
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(self.handle),
@@ -156,6 +176,10 @@ class FakeRasa:
     def messages(self) -> list[Any]:
         """The bodies the desk channel received."""
         return [call.json for call in self.to(CHANNEL_PATH)]
+
+    def heard(self, sender: str) -> list[str]:
+        """The texts of the user events in a conversation's tracker."""
+        return [e["text"] for e in self.trackers.get(sender, []) if e["event"] == "user"]
 
     def _check_channel(self, request: httpx.Request, body: Any) -> str | None:
         """Why the channel would refuse this message (None: it is signed and fresh)."""
@@ -185,6 +209,65 @@ class FakeRasa:
         call.user = claims.get("user")
         return None if (call.user or {}).get("role") == "admin" else "not an admin"
 
+    # --- the tracker ----------------------------------------------------------------------------
+
+    @staticmethod
+    def paused(events: list[dict[str, Any]]) -> bool:
+        flags = [e["event"] for e in events if e["event"] in ("pause", "resume", "restart")]
+        return bool(flags) and flags[-1] == "pause"
+
+    @staticmethod
+    def latest_action(events: list[dict[str, Any]]) -> str | None:
+        return next((e["name"] for e in reversed(events) if e["event"] == "action"), None)
+
+    @staticmethod
+    def breaker_trips(events: list[dict[str, Any]]) -> bool:
+        """Rasa's is_action_limit_reached: ten actions since action_listen/session start."""
+        count = 0
+        for event in reversed(events):
+            if event["event"] == "action":
+                if event["name"] in ("action_listen", "action_session_start"):
+                    break
+                count += 1
+        return count >= 10
+
+    def _turn(self, sender: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        """What Rasa logs for one message and what the channel answers."""
+        events = self.trackers.setdefault(sender, [])
+        first = not events
+        if first:  # a new session: action_session_start, a custom action
+            events.append({"event": "action", "name": "action_session_start"})
+            if not self.actions_down:
+                events += [{"event": "session_started"},
+                           {"event": "action", "name": "action_listen"}]
+        events.append({"event": "user", "text": text, "timestamp": time.time()})
+        if self.breaker_trips(events):  # "Circuit breaker tripped"
+            return []
+        if self.paused(events) and text != "/restart":
+            return []  # logged, nothing predicted
+        if self.actions_down:
+            if first:
+                events += [{"event": "action", "name": "action_default_fallback"}] * 10
+            else:
+                events += [{"event": "action", "name": "action_validate_slot_mappings"},
+                           {"event": "action", "name": "action_listen"}]
+            return []
+        replies = self.replies
+        if text == HANDOFF_PAYLOAD:
+            replies = [{"text": HANDOFF_TEXT}]
+        for reply in replies:
+            events.append({"event": "bot", "text": reply.get("text"), "timestamp": time.time(),
+                           "data": {"buttons": reply.get("buttons")}})
+        events.append({"event": "pause"} if text == HANDOFF_PAYLOAD
+                      else {"event": "action", "name": "action_listen"})
+        return [{"recipient_id": sender, **r} for r in replies]
+
+    def _tracker(self, sender: str, params: dict[str, str]) -> dict[str, Any]:
+        events = self.trackers.get(sender, [])
+        return {"sender_id": sender, "paused": self.paused(events),
+                "latest_action_name": self.latest_action(events),
+                "events": None if params.get("include_events") == "NONE" else list(events)}
+
     async def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         call = Call(request.method, request.url.path, dict(request.url.params), body)
@@ -204,14 +287,24 @@ class FakeRasa:
             return httpx.Response(401, json={"error": call.refused})
         if path == CHANNEL_PATH:
             sender = body["sender"]
-            if body["message"] == HANDOFF_PAYLOAD:
+            if body["message"] == HANDOFF_PAYLOAD and not self.actions_down:
                 await self._hand_off(sender, body["metadata"])
-                return httpx.Response(200, json=[{"recipient_id": sender, "text": HANDOFF_TEXT}])
-            return httpx.Response(200, json=[{"recipient_id": sender, **r} for r in self.replies])
+            replies = self._turn(sender, body["message"], body["metadata"])
+            if self.failure == "late":
+                raise httpx.ReadTimeout("timed out", request=request)
+            return httpx.Response(200, json=replies)
+        sender = path.split("/")[2] if path.startswith("/conversations/") else ""
         if path.endswith("/tracker/events"):
-            return httpx.Response(200, json={"sender_id": path.split("/")[2], "events": []})
+            events = self.trackers.setdefault(sender, [])
+            events += body if isinstance(body, list) else [body]
+            return httpx.Response(200, json=self._tracker(sender, {}))
+        if path.endswith("/tracker") and request.method == "GET":
+            return httpx.Response(200, json=self._tracker(sender, call.params))
         if path.endswith("/execute"):
             return httpx.Response(200, json={"tracker": {}, "messages": self.resume_replies})
+        if path == "/status":
+            return httpx.Response(200, json={"model_file": "fake.tar.gz", "model_id": "fake",
+                                             "num_active_training_jobs": 0})
         return httpx.Response(404, json={"message": "not found"})
 
     async def _hand_off(self, conversation_id: str, metadata: dict[str, Any]) -> None:

@@ -257,8 +257,14 @@ def test_closing_works_while_rasa_is_down(client: TestClient, chat: Chat,
 # --- run the check --------------------------------------------------------------------------------
 
 
+# the note the bot reads out (desk.run_check_note), in the conversation's language
+@pytest.mark.parametrize(("locale", "note"), [
+    ("zh-CN", "我已请助手再为您查一下账户情况"),
+    ("en-US", "I've asked the assistant to check your account again")])
 def test_an_agent_has_the_bot_run_the_check_on_a_conversation(
-        client: TestClient, chat: Chat, agents: list[AgentApi], fake_rasa: FakeRasa):
+        client: TestClient, open_chat, agents: list[AgentApi], fake_rasa: FakeRasa,
+        locale: str, note: str):
+    chat = open_chat("b-1001", locale)
     chat.turn("你好")
     fake_rasa.calls.clear()
     fake_rasa.resume_replies = [{"text": "我重新查了一下：您现在可以借款。", "buttons": BUTTONS}]
@@ -268,7 +274,7 @@ def test_an_agent_has_the_bot_run_the_check_on_a_conversation(
 
     assert response.json() == {"conversation_id": chat.conversation_id, "owner": "bot"}
     events, execute = fake_rasa.calls
-    assert events.json == resume_events("李娜 Li Na asked me to check your account again")
+    assert events.json == resume_events(note, locale[:2])
     assert execute.json == {"name": RESUME}
     checked = chat.recv()
     assert (checked["sender"], checked["text"]) == ("bot", "我重新查了一下：您现在可以借款。")

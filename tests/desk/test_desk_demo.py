@@ -194,13 +194,33 @@ def test_static_files_are_served_with_the_security_headers(client: TestClient, p
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
-    assert response.headers["cache-control"] == "no-store"
+    # revalidated by their ETag / Last-Modified, not fetched again on every load
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["etag"] and response.headers["last-modified"]
+    again = client.get(path, headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "no-cache"
 
 
 def test_a_missing_static_file_is_the_desks_404(client: TestClient):
     response = client.get("/static/nope.js")
     assert response.status_code == 404 and error_code(response) == "not_found"
     assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/chat", "/console", "/", "/health", "/api/demo/borrowers",
+                                  "/api/agent/queue"])
+def test_pages_and_api_answers_are_never_stored(client: TestClient, path):
+    assert client.get(path).headers["cache-control"] == "no-store"
+
+
+def test_the_pages_texts_keep_their_own_caching(client: TestClient):
+    response = client.get("/texts/zh.json")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-cache"  # revalidated by its ETag
+    assert response.headers["x-content-type-options"] == "nosniff"
+    again = client.get("/texts/zh.json", headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "no-cache"
 
 
 @pytest.mark.parametrize("path", [

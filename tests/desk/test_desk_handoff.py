@@ -80,7 +80,11 @@ def test_a_malformed_handoff_is_a_validation_error(client: TestClient, internal,
 def test_the_handoff_turns_reply_is_delivered_and_later_bot_replies_are_dropped(
         client: TestClient, chat: Chat, feed: AgentFeed, fake_rasa: FakeRasa,
         agents: list[AgentApi]):
-    # Rasa's handoff action calls the desk while it answers the borrower's message
+    # the bot offers a person; pressing the button sends its payload, and Rasa's handoff
+    # action calls the desk while it answers
+    fake_rasa.replies = [{"text": "需要转人工吗？", "buttons": [
+        {"title": "转人工", "payload": HANDOFF_PAYLOAD}]}]
+    chat.turn("我要找人")
     [reply] = chat.turn(HANDOFF_PAYLOAD)
     assert (reply["sender"], reply["text"]) == ("bot", HANDOFF_TEXT)
     assert ownership(client, chat.conversation_id)["owner"] == "agent"
@@ -90,7 +94,7 @@ def test_the_handoff_turns_reply_is_delivered_and_later_bot_replies_are_dropped(
     # Rasa still hears it (its tracker stays complete) but whatever it says is not delivered
     assert chat.rest_of_turn(ack) == [TYPING_OFF]
     assert fake_rasa.messages[-1]["message"] == "人呢？"
-    assert [(m["sender"], m["text"]) for m in chat.history()] == [
+    assert [(m["sender"], m["text"]) for m in chat.history()][2:] == [
         ("borrower", HANDOFF_PAYLOAD), ("bot", HANDOFF_TEXT), ("borrower", "人呢？")]
     # the case shows everything; live text reaches only the agent who takes the case
     assert feed.recv() == {"type": "queue"}
@@ -100,7 +104,7 @@ def test_the_handoff_turns_reply_is_delivered_and_later_bot_replies_are_dropped(
     assert chat.rest_of_turn(chat.message("还在吗？")) == [TYPING_OFF]
     live = feed.next_message()
     assert (live["sender"], live["text"]) == ("borrower", "还在吗？")
-    assert [(m["sender"], m["text"]) for m in agents[0].case(case_id)["messages"]] == [
+    assert [(m["sender"], m["text"]) for m in agents[0].case(case_id)["messages"]][2:] == [
         ("borrower", HANDOFF_PAYLOAD), ("bot", HANDOFF_TEXT), ("borrower", "人呢？"),
         ("borrower", "还在吗？")]
 

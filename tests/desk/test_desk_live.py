@@ -18,10 +18,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from desk_support import APP_SECRET, agent_token, borrower_token
+from desk_support import APP_SECRET, ASSISTANT_DOWN_ZH, agent_token, borrower_token
 from fake_backend import BACKEND_TOKEN
 
-from desk.turns import ASSISTANT_DOWN_ZH
 from tests.conftest import serve_asgi
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,4 +1,6 @@
-"""``python -m desk migrate`` on an empty database, as the stack runs it, twice."""
+"""The desk's migrations: ``python -m desk migrate`` on an empty database, as the stack runs
+it, twice; the schema they build, column for column against the models; an older database
+brought up to date."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ from pathlib import Path
 
 import pytest
 from desk_support import on_every_database
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import Engine
 
 from common.db import make_engine, make_session_factory
+from desk import service
 from desk.auth import check_password
-from desk.models import Agent, Base, CannedReply
+from desk.migrate import upgrade
+from desk.models import Agent, Base, CannedReply, Conversation
 
 pytestmark = [on_every_database, pytest.mark.timeout(120)]
 
@@ -53,3 +58,40 @@ def test_migrate_creates_the_schema_and_seeds_the_demo_agents_once(database_url:
     assert check_password("demo-pass", first["agent1"][1])
     assert again == first
     assert len(canned) == 4 and canned_again == canned
+
+
+def columns(engine: Engine) -> dict[str, set[str]]:
+    found = inspect(engine)
+    return {table: {c["name"] for c in found.get_columns(table)}
+            for table in found.get_table_names() if table != "alembic_version"}
+
+
+def test_the_migrated_schema_has_exactly_the_models_columns(database_url: str):
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        assert columns(engine) == {name: {c.name for c in table.columns}
+                                   for name, table in Base.metadata.tables.items()}
+    finally:
+        engine.dispose()
+
+
+def test_a_database_from_before_0003_keeps_its_conversations_without_a_status(
+        database_url: str):
+    upgrade(database_url, "0002")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO conversations (id, borrower_id, locale, owner, status, created_at,"
+                " updated_at) VALUES ('c-old', 'b-1001', 'zh-CN', 'agent', 'open',"
+                " '2026-11-30 12:00:00', '2026-11-30 12:00:00')"))
+        upgrade(database_url)
+        assert "status" not in columns(engine)["conversations"]
+        with make_session_factory(engine)() as session:
+            kept = session.get(Conversation, "c-old")
+            assert (kept.borrower_id, kept.locale, kept.owner) == ("b-1001", "zh-CN", "agent")
+            assert service.open_conversation(session, "b-1001", "zh-CN", kept.created_at).id \
+                == "c-old"
+    finally:
+        engine.dispose()

@@ -20,7 +20,7 @@ def conversation_with(sessions: sessionmaker[Session], *ages_in_days: float,
     """A conversation with one borrower message per age (days before ``now``); their ids."""
     with sessions() as session:
         session.add(Conversation(id="c-retention", borrower_id="b-1001", locale="zh-CN",
-                                 owner="bot", status="open", created_at=NOW, updated_at=NOW))
+                                 owner="bot", created_at=NOW, updated_at=NOW))
         messages = [Message(conversation_id="c-retention", sender="borrower", text=PRIVATE,
                             created_at=now - timedelta(days=age)) for age in ages_in_days]
         session.add_all(messages)

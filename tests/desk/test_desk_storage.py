@@ -1,5 +1,5 @@
 """The desk's records under concurrency, on SQLite and PostgreSQL: one winner per claim race,
-one row per client message id, one open case per conversation."""
+one row per client message id, one open case per conversation; and the engine an app is given."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from desk_support import AgentApi, on_every_database
+from desk_support import PASSWORD, AgentApi, on_every_database
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk import service
+from desk.api import create_app
+from desk.config import DeskSettings
 from desk.models import Agent, Case, Conversation, Message
 
 pytestmark = [on_every_database, pytest.mark.timeout(60)]
@@ -149,3 +153,15 @@ def test_a_borrower_keeps_one_open_conversation(sessions: sessionmaker[Session],
         assert again.id == conversation and again.locale == "en-US"
         assert other.id != conversation
         assert again.created_at == T0  # stored as UTC, read back timezone-aware
+
+
+def test_an_app_handed_an_engine_keeps_its_records_there(settings: DeskSettings, engine: Engine,
+                                                          tmp_path: Path):
+    """``create_app(settings, engine=...)``: the app works through that engine, whatever
+    ``settings.database_url`` names."""
+    nowhere = settings.replace(database_url=f"sqlite:///{tmp_path / 'absent' / 'desk.db'}")
+    with TestClient(create_app(nowhere, engine=engine)) as client:
+        login = client.post("/api/agent/login",
+                            json={"username": "agent1", "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    assert not (tmp_path / "absent").exists()

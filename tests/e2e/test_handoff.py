@@ -19,7 +19,7 @@ import websockets
 
 from stack.services import Stack
 from tests.conftest import run_coroutine
-from tests.e2e.channel import api
+from tests.e2e.channel import api, say
 
 pytestmark = pytest.mark.servers
 
@@ -151,9 +151,15 @@ def test_handoff_agent_reply_pause_guard_and_return(live_stack: Stack) -> None:
     assert borrower.run("好的谢谢，我等一下", until="turn_done") == []
     assistant.assert_paused_and_silent_since("好的谢谢，我等一下")
 
-    # /restart is the one message Rasa handles while paused: action_restart clears the
-    # conversation, asks the desk who owns it, and pauses again
+    # a borrower who types "/restart" sends text: the desk never lets typed text be read as
+    # an intent (issue 11), so nothing restarts and the assistant stays silent
     assert borrower.run("/restart", until="turn_done") == []
+    typed = assistant.assert_paused_and_silent_since("\uff0frestart")
+    assert ("restart", None) not in kinds(typed), kinds(typed)
+
+    # /restart is the one message Rasa handles while paused (sent here as any channel could):
+    # action_restart clears the conversation, asks the desk who owns it, and pauses again
+    say(live_stack.config, borrower.conversation_id, "/restart", "demo-compliance")
     restarted = assistant.assert_paused_and_silent_since("/restart")
     assert {("action", "action_restart"), ("restart", None)} <= set(kinds(restarted)), \
         kinds(restarted)  # the conversation really was restarted, and is paused after it

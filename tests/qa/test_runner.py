@@ -28,6 +28,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 import actions.eligibility
 import actions.explanations
+from actions.clock import use_clock
 from actions.eligibility import ExplainDecision
 from actions.explanations import DESCRIBERS, Described, explain
 from common.db import make_engine, make_session_factory
@@ -674,7 +675,7 @@ FOLLOW_UP_INTENTS = ["cannot_borrow_after_repayment", "ask_limit_restore_time",
 
 
 def run_explain_action(decision: dict[str, Any], intent: str, lang: str) -> TurnResult:
-    """action_explain_decision itself, for a decision already fetched (no HTTP)."""
+    """action_explain_decision itself, for a decision it fetched a moment ago (no HTTP)."""
     latest = {"text": "", "intent": {"name": intent, "confidence": 0.9}, "entities": [],
               "intent_ranking": [{"name": intent, "confidence": 0.9}], "metadata": {}}
     tracker = Tracker("conv-qa", {"borrower_id": decision["borrower_id"], "language": lang,
@@ -689,14 +690,12 @@ def run_explain_action(decision: dict[str, Any], intent: str, lang: str) -> Turn
 
 
 @pytest.fixture
-def explain_action(monkeypatch: pytest.MonkeyPatch,
-                   decisions: dict[str, dict[str, Any]]) -> Callable[[str], TurnResult]:
-    async def cached(tracker: Tracker, dispatcher: Any, **_: Any) -> tuple[dict[str, Any], list]:
-        return tracker.get_slot("decision"), []
-
-    monkeypatch.setattr(actions.eligibility, "current_decision", cached)
-    monkeypatch.setattr(actions.eligibility, "utc_now", lambda: NOW)
-    return lambda intent: run_explain_action(decisions["demo-score-drop"], intent, "zh")
+def explain_action(decisions: dict[str, dict[str, Any]]) -> Iterator[Callable[[str], TurnResult]]:
+    """The action at NOW, on demo-score-drop's decision as fetched at NOW: fresh, so the action
+    answers from it instead of asking the backend."""
+    decision = {**decisions["demo-score-drop"], "_fetched_at": NOW.timestamp()}
+    with use_clock(lambda: NOW):
+        yield lambda intent: run_explain_action(decision, intent, "zh")
 
 
 def test_the_follow_ups_script_holds_for_the_action_and_fails_with_a_wrong_focus_mapping(

@@ -29,7 +29,8 @@ AGENT_SECRET = "relend-sandbox-agent-secret"  # RELEND_AGENT_SECRET in the sandb
 DEMO_PASSWORD = "relend-demo"  # the sandbox's demo agents (agent1 supervisor, agent2 agent)
 SUBPROTOCOL = "relend.v1"
 ERROR_CODES = {"empty_message", "message_too_long", "bad_client_id", "unknown_type",
-               "bad_frame", "frame_too_large", "rate_limited"}
+               "bad_frame", "frame_too_large", "rate_limited", "not_json", "binary_frame",
+               "unavailable"}
 # what the bot says when it hands a conversation to a person (actions/texts.py)
 HANDOFF_MARKERS = ("正在为您转接人工客服", "I'm bringing in a colleague now")
 
@@ -66,6 +67,13 @@ def agent_token(agent_id: int, version: int = 0, *, secret: str = AGENT_SECRET, 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    """GET ``url``; it must answer 200, with JSON."""
+    response = requests.get(url, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def error_code(response: requests.Response) -> str | None:
@@ -229,10 +237,12 @@ class Console:
         return requests.request(method, f"{self.desk}{path}", headers=self.headers, timeout=60,
                                 **kwargs)
 
+    def get(self, path: str) -> Any:
+        """GET a console path as this agent; it must answer 200, with JSON."""
+        return get_json(f"{self.desk}{path}", self.headers)
+
     def queue(self) -> list[dict[str, Any]]:
-        response = self.call("GET", "/api/agent/queue")
-        assert response.status_code == 200, response.text
-        return response.json()["cases"]
+        return self.get("/api/agent/queue")["cases"]
 
     def case_for(self, conversation_id: str) -> dict[str, Any]:
         cases = [c for c in self.queue() if c["conversation_id"] == conversation_id]
@@ -240,14 +250,10 @@ class Console:
         return cases[0]
 
     def case(self, case_id: int) -> dict[str, Any]:
-        response = self.call("GET", f"/api/agent/cases/{case_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
+        return self.get(f"/api/agent/cases/{case_id}")
 
     def canned(self) -> list[dict[str, Any]]:
-        response = self.call("GET", "/api/agent/canned")
-        assert response.status_code == 200, response.text
-        return response.json()["replies"]
+        return self.get("/api/agent/canned")["replies"]
 
 
 class AgentFeed:
@@ -290,17 +296,13 @@ class AgentFeed:
 
 def ownership(stack: Stack, conversation_id: str) -> dict[str, Any]:
     """What the desk says about a conversation (its internal API, with the service token)."""
-    response = requests.get(f"{desk_url(stack)}/internal/conversations/{conversation_id}",
-                            headers=bearer(stack.config.desk_token), timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return get_json(f"{desk_url(stack)}/internal/conversations/{conversation_id}",
+                    bearer(stack.config.desk_token))
 
 
 def backend_appeals(stack: Stack, borrower_id: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{stack.config.url('backend')}/v1/borrowers/{borrower_id}/appeals",
-                            headers=bearer(stack.config.backend_token), timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()["appeals"]
+    return get_json(f"{stack.config.url('backend')}/v1/borrowers/{borrower_id}/appeals",
+                    bearer(stack.config.backend_token))["appeals"]
 
 
 def desk_healthy(stack: Stack) -> None:

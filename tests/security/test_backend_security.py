@@ -9,7 +9,6 @@ docs/configuration.md, common/settings.py), never computed by the code under tes
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,27 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from common.db import make_engine, make_session_factory
+from common.db import make_engine
 from common.settings import InsecureSettings, Mode
 from eligibility.api import create_app
 from eligibility.config import Settings
 from eligibility.migrate import upgrade
 from eligibility.models import Appeal, Borrower, CreditLine, Decision, ReasonWaiver
-from eligibility.seed import seed
 from tests.backend.support import (
     BACKOFFICE_TOKEN,
     SERVICE_TOKEN,
-    T0,
-    Api,
-    Clock,
+    SeededApp,
     bearer,
     count_rows,
-    make_settings,
 )
+from tests.security.production import production_environment, run_module, use_production
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # production secrets: random-looking, at least 32 bytes, different from each other
@@ -58,25 +53,13 @@ def not_found(appeal_id: str) -> dict[str, Any]:
 
 
 def production_env(tmp_path: Path, **variables: str | None) -> dict[str, str]:
-    """A clean environment (no RELEND_* inherited from the tests' sandbox) for production with
-    good secrets, then ``variables`` on top (None: leave the variable unset)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELEND_")}
-    env.update(RELEND_ENV="production", RELEND_BACKEND_DB_URL=f"sqlite:///{tmp_path / 'prod.db'}",
-               RELEND_BACKEND_HOST="127.0.0.1", RELEND_BACKEND_PORT="0",
-               RELEND_BACKEND_TOKEN=GOOD_SERVICE, RELEND_BACKOFFICE_TOKEN=GOOD_BACKOFFICE,
-               SQLALCHEMY_SILENCE_UBER_WARNING="1", PYTHONPATH=str(PROJECT_ROOT))
-    for name, value in variables.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
-
-
-def run_eligibility(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    # a start that is wrongly allowed would serve forever: the timeout turns it into a failure
-    return subprocess.run([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    """The backend in production with good secrets, then ``variables`` on top (None: leave
+    the variable unset)."""
+    return production_environment({
+        "RELEND_BACKEND_DB_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+        "RELEND_BACKEND_HOST": "127.0.0.1", "RELEND_BACKEND_PORT": "0",
+        "RELEND_BACKEND_TOKEN": GOOD_SERVICE, "RELEND_BACKOFFICE_TOKEN": GOOD_BACKOFFICE,
+    }, **variables)
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], *expected: str) -> None:
@@ -113,7 +96,7 @@ WEAK_SECRETS = {
 
 @pytest.mark.parametrize("variables, message", WEAK_SECRETS.values(), ids=WEAK_SECRETS.keys())
 def test_serve_refuses_weak_production_settings(tmp_path, variables, message):
-    result = run_eligibility(["eligibility", "serve"], production_env(tmp_path, **variables))
+    result = run_module(["eligibility", "serve"], production_env(tmp_path, **variables))
 
     assert_refused(result, message)
     assert not (tmp_path / "prod.db").exists()  # refused before the database was touched
@@ -123,7 +106,7 @@ def test_serve_refuses_weak_production_settings(tmp_path, variables, message):
 def test_migrate_and_seed_refuse_weak_production_settings(tmp_path, command):
     env = production_env(tmp_path, RELEND_BACKEND_TOKEN="relend-sandbox-token",
                          RELEND_BACKOFFICE_TOKEN=None)
-    result = run_eligibility(["eligibility", command], env)
+    result = run_module(["eligibility", command], env)
 
     assert_refused(result, "RELEND_BACKEND_TOKEN is the public sandbox value",
                    "RELEND_BACKOFFICE_TOKEN is not set")
@@ -133,14 +116,14 @@ def test_migrate_and_seed_refuse_weak_production_settings(tmp_path, command):
 def test_unset_mode_is_production(tmp_path):
     env = production_env(tmp_path, RELEND_ENV=None, RELEND_BACKEND_TOKEN=None,
                          RELEND_BACKOFFICE_TOKEN=None)
-    result = run_eligibility(["eligibility", "serve"], env)
+    result = run_module(["eligibility", "serve"], env)
 
     assert_refused(result, "RELEND_BACKEND_TOKEN is not set", "RELEND_BACKOFFICE_TOKEN is not set")
     assert not (tmp_path / "prod.db").exists()
 
 
 def test_unknown_mode_is_refused(tmp_path):
-    result = run_eligibility(["eligibility", "serve"], production_env(tmp_path, RELEND_ENV="dev"))
+    result = run_module(["eligibility", "serve"], production_env(tmp_path, RELEND_ENV="dev"))
 
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
@@ -150,14 +133,14 @@ def test_unknown_mode_is_refused(tmp_path):
 
 def test_uvicorn_on_the_asgi_module_refuses_too(tmp_path):
     env = production_env(tmp_path, RELEND_BACKEND_TOKEN="relend-sandbox-token")
-    result = run_eligibility(["uvicorn", "eligibility.asgi:app", "--port", "0"], env)
+    result = run_module(["uvicorn", "eligibility.asgi:app", "--port", "0"], env)
 
     assert_refused(result, "RELEND_BACKEND_TOKEN is the public sandbox value")
     assert not (tmp_path / "prod.db").exists()
 
 
 def test_seed_is_sandbox_only_even_with_good_secrets(tmp_path):
-    result = run_eligibility(["eligibility", "seed"], production_env(tmp_path))
+    result = run_module(["eligibility", "seed"], production_env(tmp_path))
 
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
@@ -166,7 +149,7 @@ def test_seed_is_sandbox_only_even_with_good_secrets(tmp_path):
 
 
 def test_migrate_runs_with_good_production_secrets(tmp_path):
-    result = run_eligibility(["eligibility", "migrate"], production_env(tmp_path))
+    result = run_module(["eligibility", "migrate"], production_env(tmp_path))
 
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "prod.db").exists()
@@ -180,12 +163,8 @@ def production(monkeypatch, tmp_path) -> Iterator[str]:
     """The environment of a production deployment with good secrets; yields its database URL
     (migrated, empty)."""
     url = f"sqlite:///{tmp_path / 'production.db'}"
-    for name in [n for n in os.environ if n.startswith("RELEND_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("RELEND_ENV", "production")
-    monkeypatch.setenv("RELEND_BACKEND_DB_URL", url)
-    monkeypatch.setenv("RELEND_BACKEND_TOKEN", GOOD_SERVICE)
-    monkeypatch.setenv("RELEND_BACKOFFICE_TOKEN", GOOD_BACKOFFICE)
+    use_production(monkeypatch, RELEND_BACKEND_DB_URL=url, RELEND_BACKEND_TOKEN=GOOD_SERVICE,
+                   RELEND_BACKOFFICE_TOKEN=GOOD_BACKOFFICE)
     upgrade(url)
     yield url
 
@@ -244,22 +223,12 @@ def test_app_factory_refuses_production_settings_however_built(production):
 # --- attacks on a running sandbox app (seeded demo borrowers) ---------------------------------
 
 
-class Backend:
+class Backend(SeededApp):
     """The app on a fresh, migrated and seeded SQLite database, and a way to look inside."""
 
     def __init__(self, url: str, **settings: Any) -> None:
         upgrade(url)
-        self.engine = make_engine(url)
-        with make_session_factory(self.engine)() as session:
-            seed(session, T0)
-        self.app: FastAPI = create_app(make_settings(url, **settings), clock=Clock(T0))
-        self.client = TestClient(self.app)
-        self.api = Api(self.client)
-
-    def close(self) -> None:
-        self.client.close()
-        self.app.state.engine.dispose()
-        self.engine.dispose()
+        super().__init__(url, **settings)
 
     def appeal_row(self, appeal_id: str) -> dict[str, Any]:
         with self.engine.connect() as connection:
@@ -559,11 +528,7 @@ def action_settings(monkeypatch) -> Iterator[Any]:
     """``actions.settings.settings`` in a production environment with good secrets."""
     from actions.settings import settings
 
-    for name in [n for n in os.environ if n.startswith("RELEND_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("RELEND_ENV", "production")
-    monkeypatch.setenv("RELEND_BACKEND_TOKEN", GOOD_SERVICE)
-    monkeypatch.setenv("RELEND_DESK_TOKEN", GOOD_DESK)
+    use_production(monkeypatch, RELEND_BACKEND_TOKEN=GOOD_SERVICE, RELEND_DESK_TOKEN=GOOD_DESK)
     settings.cache_clear()
     yield settings
     settings.cache_clear()

@@ -7,9 +7,7 @@ Expected messages are written from the contract (common/settings.py, docs/config
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +16,8 @@ from fastapi.testclient import TestClient
 from common.settings import InsecureSettings, Mode
 from desk.api import create_app
 from desk.config import DeskSettings
+from tests.security.production import production_environment, run_module, use_production
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
     "RELEND_DESK_TOKEN": "pQ7vK2xL9mR4tW8bN1cF6hJ0dS5gA3zE-1",
     "RELEND_APP_SECRET": "Xw4Tq9Lm2Vc7Rb5Nz1Hd8Kf3Jp6Gs0Ye-2",
@@ -31,22 +29,13 @@ SECRETS = list(GOOD)
 
 
 def production_env(tmp_path: Path, **variables: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RELEND_") or k == "RELEND_PYTHON"}
-    env.update(GOOD, RELEND_ENV="production", PYTHONPATH=str(PROJECT_ROOT),
-               RELEND_DESK_DB_URL=f"sqlite:///{tmp_path / 'desk.db'}",
-               SQLALCHEMY_SILENCE_UBER_WARNING="1")
-    for name, value in variables.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
+    """The desk in production with good secrets, then ``variables`` on top (None: unset)."""
+    return production_environment(
+        {**GOOD, "RELEND_DESK_DB_URL": f"sqlite:///{tmp_path / 'desk.db'}"}, **variables)
 
 
 def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "desk", "serve"], env=env, cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return run_module(["desk", "serve"], env)
 
 
 WEAK = [
@@ -131,11 +120,8 @@ def test_create_app_refuses_weak_production_settings_too(tmp_path: Path):
 
 def test_good_production_settings_start_without_demo_login_or_demo_agents(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    for name, value in production_env(tmp_path).items():
-        if name.startswith("RELEND_"):
-            monkeypatch.setenv(name, value)
-    monkeypatch.delenv("RELEND_DESK_DEMO_LOGIN", raising=False)
-    migrate = serve_command(["migrate"], production_env(tmp_path))
+    use_production(monkeypatch, **GOOD, RELEND_DESK_DB_URL=f"sqlite:///{tmp_path / 'desk.db'}")
+    migrate = run_module(["desk", "migrate"], production_env(tmp_path))
     assert migrate.returncode == 0, migrate.stderr
 
     settings = DeskSettings.from_env()
@@ -150,8 +136,3 @@ def test_good_production_settings_start_without_demo_login_or_demo_agents(
     assert login.status_code == borrowers.status_code == 404
     assert "token" not in login.json()
     assert agent.status_code == 401  # no demo agent was created
-
-
-def serve_command(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "desk", *args], env=env, cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=60)

@@ -27,6 +27,7 @@ from common.settings import InsecureSettings
 from common.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, MessageFields, sign
 from stack.rasa_auth import rasa_headers, rasa_jwt
 from stack.services import Stack
+from tests.security.live_support import get_json
 
 servers = pytest.mark.servers
 
@@ -58,10 +59,8 @@ def signed(stack: Stack, sender: str, text: str = QUESTION, borrower_id: str = V
 
 
 def tracker(stack: Stack, sender: str) -> dict[str, Any]:
-    response = requests.get(f"{stack.config.url('rasa')}/conversations/{sender}/tracker",
-                            headers=rasa_headers(stack.config.rasa_jwt_secret), timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return get_json(f"{stack.config.url('rasa')}/conversations/{sender}/tracker",
+                    rasa_headers(stack.config.rasa_jwt_secret))
 
 
 def user_events(stack: Stack, sender: str) -> list[dict[str, Any]]:
