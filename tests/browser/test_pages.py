@@ -103,7 +103,9 @@ def test_borrower_agent_round_trip(new_page, desk_url, shots):
     # 7. the borrower sees it, from a person
     agent_msg = chat.locator("[data-testid=message-agent]", has_text="已经看到您的申诉")
     agent_msg.wait_for()
-    assert agent_msg.get_by_test_id("agent-label").inner_text().split() == ["人工", "李娜"]
+    label = agent_msg.get_by_test_id("agent-label")
+    assert label.locator(".tag").inner_text() == "人工"  # a person, then only the name
+    assert label.inner_text() == "人工李娜"
     assert "李娜" in chat.get_by_test_id("chat-status").inner_text()
     chat.screenshot(path=str(shots / "chat-agent-reply.png"))
     console.screenshot(path=str(shots / "console-case.png"))
@@ -227,7 +229,9 @@ def test_english_chat_and_claim_conflict(new_page, desk_url, shots):
     other.get_by_test_id("reply-send").click()
     agent_msg = chat.locator("[data-testid=message-agent]")
     agent_msg.wait_for()
-    assert agent_msg.get_by_test_id("agent-label").inner_text().split() == ["Human", "Wang", "Lei"]
+    label = agent_msg.get_by_test_id("agent-label")
+    assert label.locator(".tag").inner_text() == "Human"  # a person, then only the name
+    assert label.inner_text() == "HumanWang Lei"
     other.get_by_test_id("close-button").click()
     other.locator("[data-testid=case-status][data-status=closed]").wait_for()
     chat.screenshot(path=str(shots / "chat-english.png"))
