@@ -450,12 +450,31 @@
     }
   }
 
-  function scrollDown(force) {
+  // Whether the borrower is reading the newest messages, as of their last scroll: measured
+  // before new content arrives, so that a long reply does not count as "scrolled up".
+  var following = true;
+
+  function onScroll() {
     var box = $("messages");
-    var near = box.scrollHeight - box.scrollTop - box.clientHeight < 160;
-    if (force || near) {
-      requestAnimationFrame(function () { box.scrollTop = box.scrollHeight; });
-    }
+    following = box.scrollHeight - box.scrollTop - box.clientHeight < 160;
+  }
+
+  /** Bring the newest message fully into view (its top, if it is taller than the view),
+   *  unless the borrower has scrolled up to read the history. */
+  function scrollDown(force) {
+    if (!force && !following) return;
+    requestAnimationFrame(function () {
+      var box = $("messages");
+      var rows = $("message-list").children;
+      var last = rows.length ? rows[rows.length - 1] : null;
+      var bottom = box.scrollHeight - box.clientHeight;
+      if (last && $("typing").hidden && last.offsetHeight > box.clientHeight) {
+        var top = box.scrollTop + last.getBoundingClientRect().top - box.getBoundingClientRect().top;
+        bottom = Math.min(bottom, top - 8);
+      }
+      box.scrollTop = bottom;
+      following = true;
+    });
   }
 
   function setTyping(on) {
@@ -712,6 +731,7 @@
     });
   });
   $("composer").addEventListener("submit", onSubmit);
+  $("messages").addEventListener("scroll", onScroll, { passive: true });
   $("input").addEventListener("input", autosize);
   $("input").addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {

@@ -15,6 +15,7 @@ import requests
 
 from tests.browser.helpers import (
     RECORD_FRAMES,
+    TURNS_DONE,
     agent_login,
     api_token,
     borrower_texts,
@@ -23,6 +24,7 @@ from tests.browser.helpers import (
     open_chat,
     queue_item,
     say,
+    send,
     settle,
     wait_connected,
     wait_for_frame,
@@ -324,3 +326,25 @@ def test_the_pages_texts_come_from_the_catalog(new_page, desk_url):
     assert console.title() == texts["console.title"]
     assert console.locator("html").get_attribute("lang") == "en"
     assert requests.get(f"{desk_url}/texts/xx.json", timeout=10).status_code == 404
+
+
+def test_the_newest_reply_is_fully_in_view(new_page, desk_url):
+    """Issue 12: a long reply used to stay 240-290 px below the fold on a phone."""
+    chat = new_page("phone")
+    open_chat(chat, desk_url, "demo-overdue-reduced")
+    for question in ("我还清了为什么借不了", "额度什么时候恢复", "怎么才能提高额度"):
+        bots_before = count(chat, "message-bot")
+        send(chat, question)
+        wait_for_more(chat, "message-bot", bots_before)
+        # as the page got it (no resync, which scrolls by itself)
+        chat.wait_for_function(TURNS_DONE, timeout=20_000)
+        chat.wait_for_function(IN_VIEW, arg="[data-testid=message-bot]", timeout=5_000)
+
+
+# the last element matching the selector lies within the scrolling message box
+IN_VIEW = """selector => {
+  const box = document.getElementById('messages').getBoundingClientRect();
+  const all = document.querySelectorAll('#message-list ' + selector);
+  const last = all[all.length - 1].getBoundingClientRect();
+  return last.top >= box.top - 1 && last.bottom <= box.bottom + 1;
+}"""
