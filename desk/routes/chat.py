@@ -55,7 +55,8 @@ async def chat_socket(socket: WebSocket, context: Context) -> None:
     hub.add_borrower(conversation_id, socket)
     try:
         await socket.send_json({"type": "session", "conversation_id": conversation_id,
-                                "borrower_id": borrower_id, "locale": locale})
+                                "borrower_id": borrower_id, "locale": locale,
+                                "max_chars": context.settings.max_message_chars})
         # turns a desk that stopped left behind run now, not only when the page resends
         context.turns.resume_conversation(conversation_id)
         while True:

@@ -526,18 +526,29 @@
     ev.preventDefault();
     var input = $("input");
     var text = input.value.trim();
-    if (!text) return;
+    if (!text || tooLong()) return;
     input.value = "";
     autosize();
     $("send").disabled = true;
     sendText(text);
   }
 
+  // the longest message the desk takes (its session frame says; this until it has)
+  var maxChars = 2000;
+
+  function tooLong() { return $("input").value.trim().length > maxChars; }
+
+  /** Fit the input to its text; a text over the desk's limit is kept whole (a paste is never
+   *  cut), said so with its length, and cannot be sent until it is shortened. */
   function autosize() {
     var input = $("input");
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight + 2, 110) + "px";
-    $("send").disabled = !input.value.trim();
+    var over = tooLong();
+    var note = $("input-limit");
+    note.hidden = !over;
+    note.textContent = over ? fmt(t("length_over"), { len: input.value.trim().length, n: maxChars }) : "";
+    $("send").disabled = !input.value.trim() || over;
   }
 
   // ---------- socket ----------
@@ -617,6 +628,7 @@
           renderAll();
         }
         state.conversation_id = data.conversation_id;
+        if (typeof data.max_chars === "number" && data.max_chars > 0) { maxChars = data.max_chars; autosize(); }
         persist();
         socketReady = true;
         attempts = 0;

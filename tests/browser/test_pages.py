@@ -348,3 +348,20 @@ IN_VIEW = """selector => {
   const last = all[all.length - 1].getBoundingClientRect();
   return last.top >= box.top - 1 && last.bottom <= box.bottom + 1;
 }"""
+
+
+def test_a_paste_over_the_limit_is_kept_whole_and_said_so(new_page, desk_url):
+    """Issue 12: a paste over 2,000 characters used to be cut silently by the input."""
+    chat = new_page("phone")
+    open_chat(chat, desk_url, "demo-eligible")
+    text = "我还清了为什么借不了" * 250  # 10 characters x 250
+    chat.get_by_test_id("chat-input").fill(text)
+    assert chat.get_by_test_id("chat-input").input_value() == text  # nothing cut
+    note = chat.get_by_test_id("input-limit")
+    assert note.is_visible() and note.inner_text() == (
+        "已输入 2500 字，超过了 2000 字的上限，请删减或分几次发送。")
+    assert chat.get_by_test_id("send-button").is_disabled()
+    chat.get_by_test_id("chat-input").press("Enter")  # not sent either way
+    assert count(chat, "message-borrower") == 0
+    chat.get_by_test_id("chat-input").fill(text[:2000])
+    assert not note.is_visible() and chat.get_by_test_id("send-button").is_enabled()

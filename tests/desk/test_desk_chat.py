@@ -29,7 +29,8 @@ def test_the_session_frame_names_the_borrowers_conversation(open_chat):
     chat = open_chat("b-2002", "en-US")
 
     assert chat.session == {"type": "session", "conversation_id": chat.conversation_id,
-                            "borrower_id": "b-2002", "locale": "en-US"}
+                            "borrower_id": "b-2002", "locale": "en-US",
+                            "max_chars": MAX_CHARS}  # the page warns before sending more
     assert chat.conversation_id.startswith("c-")
 
 
