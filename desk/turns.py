@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.texts import text as catalog_text
@@ -253,12 +253,9 @@ class Turns:
     def _set_state(self, message_id: int, state: str, *, forwarded: bool = False) -> None:
         now = utc_now()
         values: dict[str, Any] = {"state": state, "state_at": now}
+        if forwarded:  # kept from the first time: where to look for it in the tracker
+            values["forwarded_at"] = func.coalesce(Message.forwarded_at, now)
         with self.sessions() as session:
-            if forwarded:  # only the first time: where to look for it in the tracker
-                session.execute(update(Message).where(Message.id == message_id,
-                                                      Message.forwarded_at.is_(None))
-                                .values(forwarded_at=now)
-                                .execution_options(synchronize_session=False))
             session.execute(update(Message).where(Message.id == message_id).values(**values)
                             .execution_options(synchronize_session=False))
             session.commit()
@@ -380,9 +377,11 @@ class Turns:
                             .values(updated_at=now))
             session.commit()
             payloads = [service.message_dict(m) for m in stored]
+            case = service.open_case_for(session, conversation_id) if payloads else None
+            claimer = case.claimed_by if case is not None else None
         for payload in payloads:
             await self.hub.to_borrower(conversation_id, payload)
-            await self.to_case_agent(conversation_id, payload)
+            await self._to_agent(claimer, payload)
 
     async def deliver_bot_messages(self, conversation_id: str,
                                    replies: list[dict[str, Any]]) -> None:
@@ -393,6 +392,9 @@ class Turns:
         with self.sessions() as session:
             case = service.open_case_for(session, conversation_id)
             claimer = case.claimed_by if case is not None else None
+        await self._to_agent(claimer, payload)
+
+    async def _to_agent(self, claimer: int | None, payload: dict[str, Any]) -> None:
         if claimer is not None:
             await self.hub.to_agent(claimer, {**payload, "text": mask_text(payload["text"])})
 
