@@ -109,6 +109,85 @@ class EligibilityBackend(ServiceClient):
             raise BackendError("malformed appeal list")
         return body["appeals"]
 
+    def loans(self, borrower_id: str, *, limit: int = 20, context: str = "") -> dict[str, Any]:
+        """The newest ``limit`` loans with their schedules (``GET .../loans``), checked."""
+        body = self._request("GET", f"/v1/borrowers/{borrower_id}/loans?limit={limit}",
+                             context=context)
+        problem = loans_problem(body)
+        if problem:
+            log.error("backend returned a malformed loan list [%s]: %s", context, problem)
+            raise BackendError(f"malformed loans: {problem}")
+        return body
+
+    def repayments(self, borrower_id: str, *, limit: int = 5, context: str = ""
+                   ) -> dict[str, Any]:
+        """The newest ``limit`` repayments (``GET .../repayments``), checked."""
+        body = self._request("GET", f"/v1/borrowers/{borrower_id}/repayments?limit={limit}",
+                             context=context)
+        problem = repayments_problem(body)
+        if problem:
+            log.error("backend returned a malformed repayment list [%s]: %s", context, problem)
+            raise BackendError(f"malformed repayments: {problem}")
+        return body
+
+    def set_reminders(self, borrower_id: str, *, enabled: bool, days_before: int | None = None,
+                      context: str = "") -> dict[str, Any]:
+        """Store the reminder choice (``PUT .../reminders``, idempotent); the stored setting."""
+        payload: dict[str, Any] = {"enabled": enabled}
+        if days_before is not None:
+            payload["days_before"] = days_before
+        body = self._request("PUT", f"/v1/borrowers/{borrower_id}/reminders", json=payload,
+                             context=context)
+        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool) \
+                or type(body.get("days_before")) is not int:
+            log.error("backend returned a malformed reminder setting [%s]", context)
+            raise BackendError("malformed reminder setting")
+        return body
+
+
+LOAN_FIELDS = {"loan_id": str, "principal": (int, float), "outstanding_principal": (int, float),
+               "remaining_to_repay": (int, float), "status": str, "opened_at": str,
+               "instalments_total": int, "instalments_paid": int, "instalments": list}
+INSTALMENT_FIELDS = {"number": int, "due_date": str, "amount": (int, float), "status": str}
+REPAYMENT_FIELDS = {"repayment_id": str, "loan_id": str, "amount": (int, float), "paid_at": str,
+                    "status": str}
+
+
+def _fields_problem(item: Any, fields: dict[str, Any], what: str) -> str | None:
+    if not isinstance(item, dict):
+        return f"{what}: not an object"
+    for name, kind in fields.items():
+        value = item.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{what}.{name}: missing or bad"
+    return None
+
+
+def _list_problem(body: Any, key: str) -> str | None:
+    if not isinstance(body, dict) or not isinstance(body.get(key), list):
+        return f"no {key} list"
+    if not isinstance(body.get("timezone"), str) or not isinstance(body.get("total"), int):
+        return "no timezone/total"
+    return None
+
+
+def loans_problem(body: Any) -> str | None:
+    """What is wrong with a loan list, or None when every figure the actions show is there."""
+    problem = _list_problem(body, "loans")
+    for loan in [] if problem else body["loans"]:
+        problem = problem or _fields_problem(loan, LOAN_FIELDS, "loan")
+        for instalment in [] if problem else loan["instalments"]:
+            problem = problem or _fields_problem(instalment, INSTALMENT_FIELDS, "instalment")
+    return problem
+
+
+def repayments_problem(body: Any) -> str | None:
+    """What is wrong with a repayment list, or None."""
+    problem = _list_problem(body, "repayments")
+    for repayment in [] if problem else body["repayments"]:
+        problem = problem or _fields_problem(repayment, REPAYMENT_FIELDS, "repayment")
+    return problem
+
 
 def decision_problem(body: Any) -> str | None:
     """What is wrong with a decision body, or None if it can be explained safely."""

@@ -14,7 +14,8 @@ from .texts import guarded, say, text
 # the intents a clarifying button may name; each is called topic.<intent> in the catalog
 TOPICS = ("cannot_borrow_after_repayment", "ask_limit_restore_time", "limit_reduced_or_closed",
           "ask_improve_eligibility", "ask_repayment_status", "request_appeal",
-          "check_appeal_status", "report_app_error", "request_human")
+          "check_appeal_status", "report_app_error", "request_human", "ask_next_instalment",
+          "ask_loan_balance", "ask_repayment_history")
 DEFAULT_TOPICS = ("cannot_borrow_after_repayment", "ask_limit_restore_time", "request_human")
 FALLBACK_INTENT = "nlu_fallback"
 

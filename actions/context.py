@@ -1,4 +1,4 @@
-"""Read who is chatting and in which language from the channel.
+"""Read who is chatting and in which language from the channel and the message.
 
 Identity comes only from the channel's message metadata (the in-app chat knows who is
 logged in and the desk signs it into every message), never from what the borrower types.
@@ -53,10 +53,14 @@ def identity_slots(metadata: Any, slots: Mapping[str, Any]) -> dict[str, Any]:
     return {"borrower_id": claimed, **dict.fromkeys(FORGET_ON_NEW_ACCOUNT)}
 
 
-def language_slots(metadata: Any, text: Any, slots: Mapping[str, Any]) -> dict[str, Any]:
-    """``language``: the app's locale, else the message's language, else as before."""
+def language_slots(metadata: Any, text: Any, slots: Mapping[str, Any],
+                   session_start: bool = False) -> dict[str, Any]:
+    """``language``: the message's language when it is clear, else as before, else the app's
+    locale (``actions.language.choose``: the one rule). A new session starts from the locale:
+    what the borrower wrote in an earlier session does not count."""
     locale = metadata.get("locale") if isinstance(metadata, dict) else None
-    chosen = language.choose(locale, text, slots.get("language"))
+    previous = None if session_start else slots.get("language")
+    chosen = language.choose(locale, text, previous)
     return {} if chosen == slots.get("language") else {"language": chosen}
 
 
@@ -74,7 +78,9 @@ def channel_slots(action_call: Mapping[str, Any]) -> dict[str, Any]:
         latest = tracker.get("latest_message") if isinstance(tracker.get("latest_message"),
                                                              dict) else {}
         metadata, text = latest.get("metadata"), latest.get("text")
-    return {**identity_slots(metadata, slots), **language_slots(metadata, text, slots)}
+    return {**identity_slots(metadata, slots),
+            **language_slots(metadata, text, slots,
+                             session_start=action_call.get("next_action") == SESSION_START)}
 
 
 def with_channel_slots(events: list[dict[str, Any]], changes: Mapping[str, Any]

@@ -82,7 +82,9 @@ class ExplainDecision(AnswerFromDecision):
         note, note_events = product_note(tracker, lang)
         explanation = explain(decision, lang=lang, now=utc_now(), focus=focus,
                               product_note=note, open_appeals=await filed_here(tracker))
-        dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons)
+        # the picture (if any) rides along as Rasa's custom payload; the text says it all too
+        dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons,
+                                 json_message=explanation.attachment)
         return [*note_events, *offer_events(explanation.offer),
                 SlotSet("primary_reason", explanation.primary_code),
                 SlotSet("appealable", _appealable(decision))]

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from common.moments import parse_moment
+
 from . import language
 from .clock import utc_now
-from .formatting import day, duration, join, money, parse_time, when
+from .formatting import day, duration, join, money, when
 from .texts import TextError, button, text
+from .visuals import situation, timeline
 
 FOCUSES = ("explain", "restore_time", "improve", "reduced_or_closed", "repayment_status",
            "disagree")
@@ -71,6 +74,8 @@ class Explanation:
     buttons: list[dict[str, str]] = field(default_factory=list)
     offer: str | None = None  # what the bot offered: "appeal", "human" or None
     primary_code: str | None = None
+    # the picture sent with the text (Rasa's custom payload, common/situation.py), or None
+    attachment: dict[str, Any] | None = None
 
 
 def _repayment_posting(r: dict[str, Any], c: Ctx) -> Described:
@@ -81,7 +86,7 @@ def _repayment_posting(r: dict[str, Any], c: Ctx) -> Described:
         full = c.t("posting.delayed", paid=paid, amount=amount, expected=expected)
         step = c.t("posting.delayed_step")
     else:
-        eta = parse_time(d.get("expected_post_at"))
+        eta = parse_moment(d.get("expected_post_at"))
         wait = c.t("posting.wait", duration=duration(eta - c.now, c.lang)) if eta else ""
         then = c.t("posting.then_borrow") if c.only_blocker(r) else ""
         full = c.t("posting.full", paid=paid, amount=amount, expected=expected, wait=wait,
@@ -303,6 +308,11 @@ HUMAN_REASONS = {"COMPLIANCE_HOLD"}
 STEP_NOW_REASONS = ("LIMIT_IN_USE",)
 # an appeal in these states is still being looked at (the backend's appeal statuses)
 OPEN_APPEAL = ("submitted", "in_review")
+# answers about *when* carry a picture of the window and the limit (actions/visuals.py)
+VISUAL_FOCUSES = ("restore_time", "repayment_status")
+# the "why can't I borrow" answer carries it too, when its main reason has a window with both
+# ends (a window is what the borrower waits out; without one, the text is enough)
+WHY_FOCUS = "explain"
 
 
 def _known(decision: dict[str, Any]) -> list[dict[str, Any]]:
@@ -357,7 +367,9 @@ def explain(decision: dict[str, Any], *, lang: str, now: datetime, focus: str = 
         notes = [DESCRIBERS[r["code"]](r, c).full for r in reasons
                  if r["code"] in ("LIMIT_REDUCED", "REPAYMENT_POSTING")]
         lines += notes
-        return Explanation("\n".join(lines), primary_code=None)
+        posting = next((r for r in reasons if r["code"] == "REPAYMENT_POSTING"), None)
+        return Explanation("\n".join(lines), primary_code=None,
+                           attachment=_picture(c, posting, focus))
 
     primary = _pick_primary(blocking, reasons, focus)
     described = DESCRIBERS[primary["code"]](primary, c)
@@ -388,7 +400,8 @@ def explain(decision: dict[str, Any], *, lang: str, now: datetime, focus: str = 
         gap = text("fmt.list.sentences", c.lang)
         lines.append(c.t("next_step", step=gap.join([step, *filter(None, also_now)])))
 
-    explanation = Explanation("", primary_code=primary["code"])
+    explanation = Explanation("", primary_code=primary["code"],
+                              attachment=_picture(c, primary, focus, blocked=True))
     if primary["code"] in HUMAN_REASONS:
         explanation.offer = "human"
         explanation.buttons = [_button(c, "human")]
@@ -401,6 +414,15 @@ def explain(decision: dict[str, Any], *, lang: str, now: datetime, focus: str = 
         explanation.buttons = [_button(c, "appeal"), _button(c, "human")]
     explanation.text = "\n".join(lines)
     return explanation
+
+
+def _picture(c: Ctx, reason: dict[str, Any] | None, focus: str, *, blocked: bool = False
+             ) -> dict[str, Any] | None:
+    """``blocked``: ``reason`` is the main reason the borrower cannot borrow now."""
+    why = blocked and focus == WHY_FOCUS and timeline(reason) is not None
+    if focus not in VISUAL_FOCUSES and not why:
+        return None
+    return situation(c.decision, reason, lang=c.lang, now=c.now)
 
 
 def _open_appeal_on(reason: dict[str, Any], appeals: Sequence[dict[str, Any]]

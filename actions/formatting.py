@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from common.moments import parse_moment
 
 from .texts import text
 
@@ -14,16 +16,6 @@ def money(amount: float, lang: str) -> str:
     return text("fmt.money", lang, figure=figure)
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def _zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "Asia/Shanghai")
@@ -32,7 +24,7 @@ def _zone(name: str | None) -> ZoneInfo:
 
 
 def _local(value: str | datetime | None, tz: str | None) -> datetime | None:
-    moment = parse_time(value) if isinstance(value, str) or value is None else value
+    moment = parse_moment(value) if isinstance(value, str) or value is None else value
     return moment.astimezone(_zone(tz)) if moment is not None else None
 
 

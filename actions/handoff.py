@@ -5,6 +5,10 @@ language, the topics so far, the latest decision with its figures, appeal ids an
 transcript) and pauses the bot. The desk is the source of truth for who owns a
 conversation: after a session expiry or a /restart, Rasa would silently un-pause the bot,
 so ``action_session_start`` and ``action_restart`` ask the desk and pause again.
+
+When the bot checks the account again while a case is still open (an agent hands the
+conversation back with a note, or runs the check), it sends the new decision to the desk,
+which updates the case's context panel live (``report_decision``).
 """
 
 from __future__ import annotations
@@ -85,6 +89,22 @@ async def desk_says_agent_owns(conversation_id: str) -> bool | None:
         log.warning("desk ownership check gave no object [conversation=%s]", conversation_id)
         return None
     return body.get("owner") == "agent"
+
+
+async def report_decision(conversation_id: str, decision: dict[str, Any] | None) -> None:
+    """The account was checked again: the desk updates the conversation's open case, if any,
+    with the new decision (None: the check failed, and the case says its decision may be
+    stale). The agent's view is a convenience: a failure here is logged, never the borrower's
+    problem."""
+    if isinstance(decision, dict):
+        decision = {k: v for k, v in decision.items() if not k.startswith("_")}
+    body = {"decision": decision, "backend_failed": decision is None}
+    try:
+        await asyncio.to_thread(get_desk().call, "POST",
+                                f"/internal/conversations/{conversation_id}/decision", json=body)
+    except (requests.RequestException, ValueError) as exc:
+        log.warning("could not update the case with the new decision [conversation=%s]: %s",
+                    conversation_id, exc)
 
 
 def transcript(tracker: Tracker) -> list[dict[str, Any]]:
@@ -210,7 +230,10 @@ class ResumeAfterHandoff(Action):
             # the agent may have fixed something: look again rather than repeat the old answer
             decision, fetched = await current_decision(tracker, dispatcher, refresh=True)
         except DecisionUnavailable as failure:
+            if any(e.get("name") == "backend_failed" and e.get("value") for e in failure.events):
+                await report_decision(tracker.sender_id, None)  # the case's may be stale now
             return [*events, *failure.events]
+        await report_decision(tracker.sender_id, decision)  # the case shows it (still open)
         explanation = explain(decision, lang=lang_of(tracker), now=utc_now())
         dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons)
         return [*events, *fetched, *offer_events(explanation.offer)]

@@ -20,6 +20,8 @@ ones itself (stopped again at the end).
     .venv/bin/python benchmarks/desk_load.py saturation --borrowers 20 --conversations 3
     .venv/bin/python benchmarks/desk_load.py paced --borrowers 50 --conversations 2
     .venv/bin/python benchmarks/desk_load.py saturation --borrowers 1 --conversations 10
+    # the production topology, started first with `python -m stack up --production --replicas 2`
+    .venv/bin/python benchmarks/desk_load.py saturation --replicas 2
 
 A turn counts as an error when the desk sends an error frame, the socket closes, no
 ``turn_done`` comes within 45 s, nothing but a system message comes back (the desk's
@@ -140,12 +142,28 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def topology_ports(config: StackConfig, replicas: int) -> dict[str, int]:
+    """The production topology's processes (stack/production.py) by name and port: each
+    replica, the backend, and nginx (the load balancer's desk port)."""
+    from stack.production import Topology
+
+    topology = Topology.from_env(replicas, config)
+    ports = {"backend": config.backend_port, "nginx": config.desk_port}
+    for name, replica_ports in (("rasa", topology.rasa_ports),
+                                ("actions", topology.actions_ports),
+                                ("desk", topology.desk_ports)):
+        ports.update({f"{name}-{i}": port for i, port in enumerate(replica_ports)})
+    return ports
+
+
 class ProcessWatch:
     """RSS (end and peak) and CPU seconds of each server, sampled while the load runs."""
 
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, replicas: int = 0) -> None:
         ports = {"backend": config.backend_port, "desk": config.desk_port,
                  "actions": config.actions_port, "rasa": config.rasa_port}
+        if replicas:
+            ports = topology_ports(config, replicas)
         self.pids = {name: process_tree(pid) for name, port in ports.items()
                      if (pid := listening_pid(port)) is not None}
         self.pids["client"] = [os.getpid()]
@@ -244,7 +262,7 @@ def make_fixtures(config: StackConfig, count: int) -> list[str]:
 
 
 def run(config: StackConfig, mode: str, borrowers: int, conversations: int,
-        max_seconds: float) -> dict[str, Any]:
+        max_seconds: float, replicas: int = 0) -> dict[str, Any]:
     # one warm-up conversation (first jieba load, first connections), not measured
     warm = Results()
     asyncio.run(borrower(config, make_fixtures(config, 1), warm, None, time.monotonic() + 120))
@@ -262,7 +280,7 @@ def run(config: StackConfig, mode: str, borrowers: int, conversations: int,
                 await asyncio.sleep(5.0 / borrowers)
         await asyncio.gather(*tasks)
 
-    with ProcessWatch(config) as watch:
+    with ProcessWatch(config, replicas) as watch:
         started = time.perf_counter()
         asyncio.run(crowd())
         elapsed = time.perf_counter() - started
@@ -293,7 +311,7 @@ def print_report(report: dict[str, Any]) -> None:
     for kind, example in report["error_examples"].items():
         print(f"    e.g. {kind}: {example}")
     for name, stats in report["processes"].items():
-        print(f"  {name:<8} RSS {stats['rss_mb']:7.1f} MB (peak {stats['peak_rss_mb']:7.1f})   "
+        print(f"  {name:<10} RSS {stats['rss_mb']:7.1f} MB (peak {stats['peak_rss_mb']:7.1f})   "
               f"CPU {stats['cpu_s']:6.1f} s = {stats['cpu_ms_per_turn']:5.1f} ms/turn")
 
 
@@ -307,11 +325,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop starting new turns after this long")
     parser.add_argument("--json", type=Path, help="append the result as one JSON line here")
     parser.add_argument("--label", default="", help="a note stored with the JSON line")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="measure the production topology running with this many replicas "
+                             "(`python -m stack up --production --replicas N`, same "
+                             "environment): load through nginx, each replica's memory and CPU")
     args = parser.parse_args(argv)
     borrowers = args.borrowers or (50 if args.mode == "paced" else 20)
     config = StackConfig.from_env()
-    with Stack(config, only=SERVICES).up():
-        report = run(config, args.mode, borrowers, args.conversations, args.max_seconds)
+    if args.replicas:
+        from stack.production import Topology
+
+        config = Topology.from_env(args.replicas, config).config
+        report = run(config, args.mode, borrowers, args.conversations, args.max_seconds,
+                     args.replicas)
+        report["replicas"] = args.replicas
+    else:
+        with Stack(config, only=SERVICES).up():
+            report = run(config, args.mode, borrowers, args.conversations, args.max_seconds)
     report["label"] = args.label
     report["at"] = time.strftime("%Y-%m-%d %H:%M:%S")
     print_report(report)

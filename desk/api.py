@@ -24,9 +24,9 @@ from .config import DeskSettings
 from .context import DeskContext
 from .demo_borrowers import BackendDemoDirectory
 from .guards import GuardMiddleware, LoginThrottle, RateLimiter
-from .hub import Hub
+from .hub import Hub, instance_id
 from .rasa_client import RasaClient
-from .routes import agents, chat, demo, internal, pages
+from .routes import agents, chat, demo, insights, internal, pages
 from .service import DeskError, utc_now
 from .turns import ConversationLocks, Turns
 
@@ -38,15 +38,18 @@ def create_app(settings: DeskSettings | None = None, *, engine: Engine | None = 
                ) -> FastAPI:
     settings = settings or DeskSettings.from_env()
     settings.check()
-    sessions = make_session_factory(engine or make_engine(settings.database_url))
-    hub = Hub()
+    engine = engine or make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    instance = instance_id()  # this process, for the other desks and the turn lease
+    hub = Hub(settings.redis_url.strip(), settings.redis_channel, instance)
     rasa = RasaClient(settings.rasa_url, settings.rasa_jwt_secret, settings.channel_secret,
                       settings.rasa_timeout)
     app = FastAPI(title="Relend support desk", version="1.0.0", docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     app.state.desk = DeskContext(
         settings=settings, sessions=sessions, hub=hub, rasa=rasa,
-        turns=Turns(sessions, hub, rasa, ConversationLocks()),
+        turns=Turns(sessions, hub, rasa, ConversationLocks(
+            sessions if several_desks(settings, engine) else None, instance)),
         demo=BackendDemoDirectory(settings.backend_url, settings.backend_token),
         # per borrower, whatever the socket: a burst of 10 messages, then one every 3 s (default)
         borrower_rate=RateLimiter(settings.messages_per_minute, 10),
@@ -60,15 +63,24 @@ def create_app(settings: DeskSettings | None = None, *, engine: Engine | None = 
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_exception_handler(DeskError, desk_error)
     app.add_exception_handler(RecursionError, too_deep)
-    for router in (pages.router, demo.router, chat.router, internal.router, agents.router):
+    for router in (pages.router, demo.router, chat.router, internal.router, agents.router,
+                   insights.router):
         app.include_router(router)
     app.mount("/static", pages.StaticAssets(), name="static")
     return app
 
 
+def several_desks(settings: DeskSettings, engine: Engine) -> bool:
+    """Whether other desk processes may share this database: then a conversation's turns
+    take a lease in the database (desk/turns.py). Not for the embedded default (SQLite, no
+    Redis: one desk), where it would only cost two writes a turn."""
+    return bool(settings.redis_url.strip()) or engine.dialect.name != "sqlite"
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     context: DeskContext = app.state.desk
+    await context.hub.start()  # with RELEND_DESK_REDIS_URL: the live fan-out to other desks
     retention = asyncio.get_running_loop().create_task(keep_retention(context))
     # turns a stopped desk left behind, and conversations that wait for agents only because
     # the assistant was down (desk/turns.py): at start, then every few seconds
@@ -79,6 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         retention.cancel()
         watch.cancel()
+        await context.hub.close()
         await context.rasa.close()
 
 

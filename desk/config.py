@@ -63,6 +63,11 @@ class DeskSettings(RelendSettings):
     login_failures_allowed: int = Field(5, env="RELEND_DESK_LOGIN_FAILURES")
     login_lockout_seconds: int = Field(300, env="RELEND_DESK_LOGIN_LOCKOUT")
     raw_text_days: int = Field(30, env="RELEND_DESK_RAW_TEXT_DAYS")
+    # several desk processes: their live frames go through Redis pub/sub (desk/hub.py);
+    # empty: one desk, in-process. Pub/sub channels ignore the database number, hence the
+    # channel name: desks that must see each other share it, other deployments do not
+    redis_url: str = Field("", env="RELEND_DESK_REDIS_URL")
+    redis_channel: str = Field("relend:desk", env="RELEND_DESK_REDIS_CHANNEL")
 
     @root_validator(skip_on_failure=True)
     def _sandbox_secrets(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,7 @@ from .masking import mask, mask_text
 from .models import Agent, CannedReply, Case, Conversation, Message, Note
 
 OPEN_CASE = ("waiting", "claimed")
+DEMO_DATA_LOCK = 7_246_002  # PostgreSQL advisory lock key (desk/migrations/env.py: the one before)
 
 # sandbox only (RELEND_DESK_DEMO_AGENTS): username, display name, role
 DEMO_AGENTS = (("agent1", "李娜 Li Na", "supervisor"), ("agent2", "王磊 Wang Lei", "agent"))
@@ -47,7 +49,10 @@ class DeskError(Exception):
 
 
 def ensure_demo_data(session: Session, password: str, *, demo_agents: bool) -> None:
-    """Canned replies to start from, and in the sandbox the demo agents (idempotent)."""
+    """Canned replies to start from, and in the sandbox the demo agents (idempotent; on
+    PostgreSQL under a transaction's advisory lock, so desks started at once add them once)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sql("SELECT pg_advisory_xact_lock(:key)"), {"key": DEMO_DATA_LOCK})
     for username, name, role in DEMO_AGENTS if demo_agents else ():
         if session.execute(select(Agent).where(Agent.username == username)).first() is None:
             session.add(Agent(username=username, display_name=name, role=role,
@@ -60,20 +65,32 @@ def ensure_demo_data(session: Session, password: str, *, demo_agents: bool) -> N
 
 def open_conversation(session: Session, borrower_id: str, locale: str, now: datetime
                       ) -> Conversation:
-    """The borrower's conversation (there is one per borrower), or a new one."""
-    conversation = session.execute(
-        select(Conversation).where(Conversation.borrower_id == borrower_id)
-        .order_by(Conversation.created_at.desc())
-    ).scalars().first()
+    """The borrower's conversation (there is one per borrower, a unique index says so), or a
+    new one. Two sockets creating it at once, on one desk or two: one insert wins, the other
+    gets the unique index's IntegrityError and takes the winner's."""
+    conversation = _conversation_of(session, borrower_id)
     if conversation is None:
         conversation = Conversation(id="c-" + uuid.uuid4().hex[:24], borrower_id=borrower_id,
                                     locale=locale, owner="bot", created_at=now, updated_at=now)
         session.add(conversation)
-        session.commit()
-    elif conversation.locale != locale:
+        try:
+            session.commit()
+            return conversation
+        except IntegrityError:
+            session.rollback()
+            conversation = _conversation_of(session, borrower_id)
+            if conversation is None:  # not the borrower's unique index: a real error
+                raise
+    if conversation.locale != locale:
         conversation.locale = locale
         session.commit()
     return conversation
+
+
+def _conversation_of(session: Session, borrower_id: str) -> Conversation | None:
+    return session.execute(
+        select(Conversation).where(Conversation.borrower_id == borrower_id)
+    ).scalars().first()
 
 
 # C0 and C1 controls but tab and newlines; bidirectional overrides and isolates, which could
@@ -142,6 +159,7 @@ def message_dict(message: Message, *, for_agent: bool = False) -> dict[str, Any]
     return {"type": "message", "id": message.id, "conversation_id": message.conversation_id,
             "sender": message.sender, "agent_name": message.agent_name, "text": text,
             "buttons": message.buttons or [], "client_id": message.client_message_id,
+            "attachment": message.attachment, "notice": message.notice,
             "at": message.created_at.isoformat().replace("+00:00", "Z")}
 
 
@@ -157,14 +175,16 @@ def open_case_for(session: Session, conversation_id: str) -> Case | None:
 
 
 def create_case(session: Session, payload: dict[str, Any], now: datetime) -> Case:
-    """A handoff from the bot (or from the desk when the bot cannot answer)."""
+    """A handoff from the bot (or from the desk when the bot cannot answer). Asking twice
+    never opens two cases, even from two desks at once: a partial unique index allows one
+    open case per conversation, and the loser of the race gets the winner's case."""
     conversation_id = str(payload.get("conversation_id") or "")
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         raise DeskError(404, "conversation_not_found", "No such conversation.")
     existing = open_case_for(session, conversation_id)
     if existing is not None:
-        return existing  # asking twice never opens two cases
+        return existing
     context = mask({k: payload.get(k) for k in (
         "topics", "decision", "appeal_ids", "transcript", "unfiled_appeal_statement",
         "backend_failed")})
@@ -172,8 +192,16 @@ def create_case(session: Session, payload: dict[str, Any], now: datetime) -> Cas
                 language=str(payload.get("language") or conversation.locale[:2]),
                 reason=str(payload.get("reason") or "borrower_asked")[:60], context=context,
                 status="waiting", created_at=now)
-    conversation.owner = "agent"
     session.add(case)
+    try:
+        session.flush()  # the unique index decides here, before the owner changes
+    except IntegrityError:
+        session.rollback()
+        existing = open_case_for(session, conversation_id)
+        if existing is None:  # not the open-case index: a real error
+            raise
+        return existing
+    conversation.owner = "agent"
     session.commit()
     return case
 

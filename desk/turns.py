@@ -15,7 +15,8 @@ is a short session of its own: none is held while Rasa is asked.
 
 A message is stored ``pending`` together with its ack. The turn *claims* it (one atomic
 update, pending -> sending): of two tasks for one message (the socket's and a resend's, or a
-recovery's) exactly one runs it; turns of a conversation run one at a time, in order.
+recovery's) exactly one runs it; turns of a conversation run one at a time, in order, across
+desk processes too (``ConversationLocks``: a lease on the conversation's row).
 A message left ``pending``, or ``sending`` for longer than a call to Rasa may take, was
 abandoned by a desk that stopped; it is run again when its borrower reconnects (pending) and
 by ``sweep`` (both), which ``watch`` runs at start-up and every few seconds.
@@ -35,10 +36,13 @@ the next ``hello``; a message whose turn failed gets the assistant-down notice i
 conversation -- Rasa answers ``200 []`` when a custom action fails) are failed turns: after
 one, the desk makes sure Rasa's tracker ends with ``action_listen``, so that Rasa's circuit
 breaker (ten actions since the last ``action_listen``) does not trip on every later message.
+That reset comes after the turn's ``turn_done`` and is cut at ``LISTEN_RESET_TIMEOUT`` (it
+holds the conversation); left undone, it is made before the next message is sent.
 A conversation sent to agents only because the assistant failed goes back to the bot when the
 assistant answers again and no agent has claimed the case: the oldest unanswered message is
 sent again, and if that works, the case is closed, the borrower is told, and the rest are
-answered in order.
+answered in order. The background round tries that only for a conversation no desk holds at
+that moment, so with several desks one try runs at a time.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,12 +60,14 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from common import situation
 from common.texts import text as catalog_text
 
-from . import service
+from . import handoffs, service
 from .hub import Hub
 from .masking import mask_text
 from .models import Case, Conversation, Message
+from .notices import Notices
 from .rasa_client import AssistantUnavailable, RasaClient
 from .service import utc_now
 
@@ -75,6 +82,14 @@ INTENT_PREFIX, NEUTRAL_PREFIX = "/", chr(0xFF0F)
 EMPTY_ANSWER = "empty answer (custom action failed?)"
 # after a failed try to hand a conversation back, wait this long before the next (seconds)
 RETRY_BACK_FIRST, RETRY_BACK_MAX = 15.0, 300.0
+# a conversation's turn lease across desks (ConversationLocks): renewed every third of this
+# while held; a desk that died holding it blocks the conversation at most this long (seconds)
+TURN_LEASE_SECONDS = 10.0
+# the reset after a failed turn (``_listen_again``) holds the conversation: its calls to Rasa
+# are cut at this, together (seconds); left undone, it is done before the next message is
+# sent, or by a later background round (at most this many conversations a round)
+LISTEN_RESET_TIMEOUT = 2.0
+RESETS_PER_ROUND = 20
 
 
 def forwarded_text(text: str, offered: set[str]) -> str:
@@ -93,7 +108,8 @@ def replies_in_tracker(events: list[dict[str, Any]], text: str, since: datetime
                        ) -> list[dict[str, Any]] | None:
     """The bot's replies to ``text`` if Rasa logged it at or after ``since`` and answered it;
     None when it did not (then the message must be sent again). Replies the desk logged for
-    an agent (``metadata.agent``) are not the bot's."""
+    an agent (``metadata.agent``) and notices (``metadata.notice``, desk/notices.py) are not
+    replies to it."""
     after = since.timestamp()
     for i, event in enumerate(events):
         if event.get("event") != "user" or event.get("text") != text \
@@ -103,25 +119,51 @@ def replies_in_tracker(events: list[dict[str, Any]], text: str, since: datetime
         for later in events[i + 1:]:
             if later.get("event") == "user":
                 break
+            metadata = later.get("metadata") or {}
             if later.get("event") == "bot" and later.get("text") \
-                    and not (later.get("metadata") or {}).get("agent"):
+                    and not metadata.get("agent") and not metadata.get("notice"):
                 data = later.get("data") or {}
-                replies.append({"text": later["text"], "buttons": data.get("buttons") or []})
+                replies.append({"text": later["text"], "buttons": data.get("buttons") or [],
+                                "custom": data.get("custom")})
         if replies:
             return replies
     return None
 
 
 def text_replies(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in replies if isinstance(r.get("text"), str) and r["text"]]
+    """The bot's text replies. A ``custom`` payload of a known shape (a picture of the
+    borrower's situation, common/situation.py) rides along with the text it came with --
+    Rasa's channel sends it as the next message, the tracker keeps it on the same one -- as
+    ``attachment``; any other payload, and one without a text before it, is dropped."""
+    texts: list[dict[str, Any]] = []
+    for reply in replies:
+        if isinstance(reply.get("text"), str) and reply["text"]:
+            texts.append({**reply, "attachment": None})
+        attachment = situation.validated(reply.get("custom"))
+        if attachment is not None and texts:
+            texts[-1]["attachment"] = attachment
+    return texts
 
 
 class ConversationLocks:
-    """One lock per conversation with a turn in progress; dropped when nobody holds it,
-    so the map holds only live conversations."""
+    """A conversation's turns one at a time: in this process an ``asyncio.Lock`` per
+    conversation (FIFO, dropped when nobody holds it, so the map holds only live
+    conversations); across desk processes, with ``sessions``, a lease on the conversation's
+    row (``turn_owner``, ``turn_lease_until``).
 
-    def __init__(self) -> None:
+    The lease is taken with one atomic update (free, or run out: one winner), renewed every
+    third of ``lease_seconds`` while held, and given back at the end. A desk that dies
+    holding it blocks the conversation for at most ``lease_seconds``. A desk waiting for it
+    polls (every 20 ms at first, then up to every 250 ms): contention is rare, since a
+    borrower's socket is on one desk and its turns start there. No database connection is
+    held while waiting or while the turn talks to Rasa."""
+
+    def __init__(self, sessions: sessionmaker[Session] | None = None, owner: str = "",
+                 *, lease_seconds: float = TURN_LEASE_SECONDS) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.sessions = sessions
+        self.owner = owner or f"desk-{uuid.uuid4().hex[:12]}"
+        self.lease_seconds = lease_seconds
 
     @asynccontextmanager
     async def __call__(self, conversation_id: str) -> AsyncIterator[None]:
@@ -129,13 +171,106 @@ class ConversationLocks:
         self._locks[conversation_id] = (lock, users + 1)
         try:
             async with lock:
-                yield
+                if self.sessions is None:
+                    yield
+                else:
+                    async with self._lease(conversation_id):
+                        yield
         finally:
             lock, users = self._locks[conversation_id]
             if users <= 1:
                 del self._locks[conversation_id]
             else:
                 self._locks[conversation_id] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def try_hold(self, conversation_id: str) -> AsyncIterator[bool]:
+        """The conversation's lock if nobody holds it, in this process or on another desk,
+        right now (yields True, held until the block ends); else yields False at once."""
+        lock, users = self._locks.get(conversation_id, (asyncio.Lock(), 0))
+        if lock.locked():
+            yield False
+            return
+        self._locks[conversation_id] = (lock, users + 1)
+        try:
+            async with lock:
+                if self.sessions is None:
+                    yield True
+                elif not self._write_lease(conversation_id):
+                    yield False
+                else:
+                    async with self._lease(conversation_id, taken=True):
+                        yield True
+        finally:
+            lock, users = self._locks[conversation_id]
+            if users <= 1:
+                del self._locks[conversation_id]
+            else:
+                self._locks[conversation_id] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def _lease(self, conversation_id: str, *, taken: bool = False
+                     ) -> AsyncIterator[None]:
+        if not taken:
+            await self._acquire(conversation_id)
+        renewing = asyncio.get_running_loop().create_task(self._renew(conversation_id))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            try:
+                self._write_lease(conversation_id, release=True)
+            except Exception:  # it runs out by itself
+                log.exception("conversation %s: could not give back the turn lease; it runs "
+                              "out in %.0f s", conversation_id, self.lease_seconds)
+
+    def _write_lease(self, conversation_id: str, *, release: bool = False,
+                     renew: bool = False) -> bool:
+        """Take (free or run out), renew (ours) or give back (ours) the lease: one update."""
+        now = utc_now()
+        mine = Conversation.turn_owner == self.owner
+        where = [Conversation.id == conversation_id]
+        if release or renew:
+            where.append(mine)
+        else:
+            where.append(or_(Conversation.turn_owner.is_(None), mine,
+                             Conversation.turn_lease_until < now))
+        values: dict[str, Any] = {"turn_owner": None, "turn_lease_until": None} if release \
+            else {"turn_owner": self.owner,
+                  "turn_lease_until": now + timedelta(seconds=self.lease_seconds)}
+        with self.sessions() as session:  # type: ignore[misc]
+            result = session.execute(update(Conversation).where(*where).values(**values)
+                                     .execution_options(synchronize_session=False))
+            if result.rowcount != 1 and not release and not renew and session.execute(
+                    select(Conversation.id).where(Conversation.id == conversation_id)
+            ).first() is None:
+                return True  # no such conversation: nothing to hold (the turn finds out)
+            session.commit()
+            return result.rowcount == 1
+
+    async def _acquire(self, conversation_id: str) -> None:
+        wait, waited, told = 0.02, 0.0, False
+        while not self._write_lease(conversation_id):
+            if not told and waited > self.lease_seconds:
+                told = True
+                log.warning("conversation %s: still waiting for another desk's turn lease "
+                            "after %.0f s", conversation_id, waited)
+            await asyncio.sleep(wait)
+            waited += wait
+            wait = min(0.25, wait * 1.5)
+
+    async def _renew(self, conversation_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                if not self._write_lease(conversation_id, renew=True):
+                    log.error("conversation %s: this desk lost its turn lease mid-turn (it "
+                              "stalled for over %.0f s); another desk may run the next turn",
+                              conversation_id, self.lease_seconds)
+                    return
+            except Exception:
+                log.exception("conversation %s: could not renew the turn lease",
+                              conversation_id)
 
     def __len__(self) -> int:
         return len(self._locks)
@@ -164,6 +299,8 @@ class Turns:
         self._running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self.in_flight: set[int] = set()  # message ids with a turn task in this process
         self._retry_back: dict[str, tuple[float, float]] = {}  # conversation -> (when, wait)
+        # conversations whose tracker may not end with action_listen after a failed turn
+        self.reset_due: set[str] = set()
 
     # --- starting turns ------------------------------------------------------------------------
 
@@ -190,7 +327,9 @@ class Turns:
 
     def resume_conversation(self, conversation_id: str) -> int:
         """A borrower (re)connected: run what a stopped desk left of their turns -- at once
-        when pending, once stale when sending. Returns how many turns were started."""
+        when pending, once stale when sending. Returns how many turns were started. Notices
+        waiting for the borrower (desk/notices.py) go out too."""
+        self._open_notices(conversation_id)
         cutoff = utc_now() - timedelta(seconds=self.stale_after)
         with self.sessions() as session:
             rows = session.execute(
@@ -208,21 +347,59 @@ class Turns:
             started += 1
         return started
 
+    def _open_notices(self, conversation_id: str) -> None:
+        async def deliver() -> None:
+            try:
+                await Notices(self.sessions, self.hub, self.rasa, self.locks).opened(
+                    conversation_id)
+            except Exception:  # they stay waiting: the next opening or release sends them
+                log.exception("conversation %s: waiting notices could not be delivered",
+                              conversation_id)
+
+        task = asyncio.get_running_loop().create_task(deliver())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
     async def borrower_turn(self, conversation_id: str, message_id: int) -> None:
         """One borrower message's turn; then a ``turn_done`` frame tells clients (and test
         runners) that nothing more will follow for it. A task that finds the message taken
-        (already answered, or run by another task) does nothing."""
-        async with self.locks(conversation_id):
-            claimed = self._claim(message_id, (PENDING, SENDING))
-            if claimed is None:
-                return
-            try:
-                await self._turn(claimed)
-            except Exception:
-                log.exception("conversation %s: the turn of message %d failed in the desk; "
-                              "it is run again later", conversation_id, message_id)
-            finally:
-                await self._done(conversation_id, message_id)
+        (already answered, or run by another task) does nothing.
+
+        In order: holding the conversation's lock, it first runs the conversation's earlier
+        messages still waiting for a turn (another desk's socket may have stored one a moment
+        before and not got the lock yet); their own tasks then find them taken."""
+        try:
+            async with self.locks(conversation_id):
+                for earlier in self._waiting_before(conversation_id, message_id):
+                    await self._run(conversation_id, earlier)
+                await self._run(conversation_id, message_id)
+        except Exception:  # the lock's database lease: the message waits for the next round
+            log.exception("conversation %s: the turn of message %d could not start; it is run "
+                          "again later", conversation_id, message_id)
+
+    def _waiting_before(self, conversation_id: str, message_id: int) -> list[int]:
+        with self.sessions() as session:
+            return list(session.execute(
+                select(Message.id).where(Message.conversation_id == conversation_id,
+                                         Message.id < message_id,
+                                         Message.state.in_((PENDING, SENDING)))
+                .order_by(Message.id)).scalars())
+
+    async def _run(self, conversation_id: str, message_id: int) -> None:
+        """(The conversation's lock held.) The message's turn, if this task can claim it."""
+        claimed = self._claim(message_id, (PENDING, SENDING))
+        if claimed is None:
+            return
+        try:
+            await self._turn(claimed)
+        except Exception:
+            log.exception("conversation %s: the turn of message %d failed in the desk; "
+                          "it is run again later", conversation_id, message_id)
+        finally:
+            await self._done(conversation_id, message_id)
+        # after turn_done (the borrower has the notice already) and bounded: the borrower's
+        # next message waits at most LISTEN_RESET_TIMEOUT for it
+        await self._reset_if_due(conversation_id)
 
     async def _done(self, conversation_id: str, message_id: int) -> None:
         await self.hub.to_borrower(conversation_id, {"type": "turn_done",
@@ -316,8 +493,8 @@ class Turns:
         if replies is None:
             log.error("conversation %s: turn of message %d failed: %s; the borrower is told "
                       "and a person is brought in", conversation_id, message.id, cause)
+            self.reset_due.add(conversation_id)
             await self.assistant_down(conversation_id, message.id)
-            await self._listen_again(conversation_id)
             return
         await self._finish(message.id, conversation_id, replies)
 
@@ -341,18 +518,36 @@ class Turns:
         self._set_state(message.id, SENDING, forwarded=True)  # and a fresh state_at
         return await self.rasa.send(message.conversation_id, text, metadata)
 
-    async def _listen_again(self, conversation_id: str) -> None:
+    async def _reset_if_due(self, conversation_id: str) -> None:
+        """(The conversation's lock held.) The reset after a failed turn, if one is due."""
+        if conversation_id in self.reset_due and await self._listen_again(conversation_id):
+            self.reset_due.discard(conversation_id)
+
+    async def _listen_again(self, conversation_id: str) -> bool:
         """After a failed turn, the tracker must end with ``action_listen``: a failed
         ``action_session_start`` on a session's first message leaves it without one, and
-        Rasa's circuit breaker would then trip on every later message."""
-        try:
+        Rasa's circuit breaker would then trip on every later message.
+
+        Bounded by ``LISTEN_RESET_TIMEOUT`` (the conversation's lock is held: a Rasa still
+        busy with the failed turn, e.g. waiting for a hung action server, makes the append
+        wait for its own conversation lock). False when not done: it stays due, and is done
+        before the conversation's next message is sent (``_wake``, ``resume_bot``) or by a
+        later round of ``sweep``."""
+        async def reset() -> None:
             tracker = await self.rasa.tracker(conversation_id, events=False)
             if tracker.get("latest_action_name") not in (None, "action_listen"):
                 await self.rasa.append_events(conversation_id, [
                     {"event": "action", "name": "action_listen"}])
-        except AssistantUnavailable as exc:
+
+        try:
+            await asyncio.wait_for(reset(), LISTEN_RESET_TIMEOUT)
+            return True
+        except (AssistantUnavailable, asyncio.TimeoutError) as exc:
+            cause = str(exc) or f"no answer within {LISTEN_RESET_TIMEOUT:g} s"
             log.warning("conversation %s: could not reset the assistant's tracker after a "
-                        "failed turn: %s", conversation_id, exc)
+                        "failed turn (%s); done before its next message instead",
+                        conversation_id, cause)
+            return False
 
     async def _finish(self, message_id: int | None, conversation_id: str,
                       replies: list[dict[str, Any]]) -> None:
@@ -366,7 +561,8 @@ class Turns:
                 buttons = [{"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
                            for b in reply.get("buttons") or [] if isinstance(b, dict)]
                 message = Message(conversation_id=conversation_id, sender="bot",
-                                  text=reply["text"], buttons=buttons or None, created_at=now)
+                                  text=reply["text"], buttons=buttons or None,
+                                  attachment=reply.get("attachment"), created_at=now)
                 session.add(message)
                 stored.append(message)
             if message_id is not None:
@@ -416,14 +612,25 @@ class Turns:
         if message_id is not None:
             self._set_state(message_id, FAILED)
         await self.hub.to_borrower(conversation_id, payload)
+        await handoffs.publish(self.hub, self.sessions, conversation_id)  # waiting for a person
 
     # --- the assistant is back -----------------------------------------------------------------
 
-    async def hand_back(self, conversation_id: str) -> bool:
+    async def hand_back(self, conversation_id: str, *, wait: bool = True) -> bool:
         """If the conversation waits for agents only because the assistant was down, and the
-        assistant answers its oldest unanswered message now, the bot takes it back."""
-        async with self.locks(conversation_id):
-            return await self._hand_back(conversation_id)
+        assistant answers its oldest unanswered message now, the bot takes it back.
+
+        ``wait=False`` (the background round): only if nobody holds the conversation right
+        now, on this desk or another; else nothing (False): the desk holding it is running a
+        turn, which tries the hand-back itself, or another desk's round is trying it. So with
+        N desks one try runs at a time, not N one after the other."""
+        async with self.locks(conversation_id) if wait \
+                else self.locks.try_hold(conversation_id) as held:
+            if held is False:
+                return False
+            back = await self._hand_back(conversation_id)
+            await self._reset_if_due(conversation_id)
+            return back
 
     async def _hand_back(self, conversation_id: str, current: int | None = None) -> bool:
         """(The conversation's lock held.) ``current``: the message whose turn called this
@@ -452,7 +659,7 @@ class Turns:
         if cause:
             if first is not None:
                 self._set_state(first.id, FAILED)
-                await self._listen_again(conversation_id)
+                self.reset_due.add(conversation_id)
             wait = self._retry_back.get(conversation_id, (0.0, RETRY_BACK_FIRST / 2))[1]
             wait = min(RETRY_BACK_MAX, wait * 2)
             self._retry_back[conversation_id] = (time.monotonic() + wait, wait)
@@ -486,6 +693,8 @@ class Turns:
                                             catalog_text("desk.assistant_back", lang), now)
             notice_payload = service.message_dict(notice)
         await self.hub.to_borrower(conversation_id, notice_payload)
+        # the bot has it again; whoever waited behind it moves up
+        await handoffs.publish(self.hub, self.sessions, conversation_id, queue_moved=True)
         if first is not None:
             await self._finish(first.id, conversation_id, replies)
             if first.id != current:
@@ -511,6 +720,7 @@ class Turns:
             events.append({"event": "action", "name": "action_listen"})
         if events:
             await self.rasa.append_events(conversation_id, events)
+        self.reset_due.discard(conversation_id)
 
     def settle_unanswered(self, conversation_id: str) -> None:
         """An agent took the conversation's case: its unanswered messages are theirs now and
@@ -547,9 +757,13 @@ class Turns:
         for conversation_id in list(self._retry_back):
             if conversation_id not in waiting:
                 del self._retry_back[conversation_id]
-        if due and await self.rasa.ready():
+        if (due or self.reset_due) and await self.rasa.ready():
             for conversation_id in due:
-                await self.hand_back(conversation_id)
+                await self.hand_back(conversation_id, wait=False)
+            for conversation_id in list(self.reset_due)[:RESETS_PER_ROUND]:
+                async with self.locks.try_hold(conversation_id) as held:
+                    if held:
+                        await self._reset_if_due(conversation_id)
 
     async def watch(self, every: float) -> None:
         """``sweep`` now and every ``every`` seconds (the desk's lifespan runs this)."""
@@ -571,8 +785,18 @@ class Turns:
         events = [{"event": "resume"},
                   {"event": "slot", "name": "handoff_active", "value": False},
                   {"event": "slot", "name": "borrower_id", "value": borrower_id},
-                  {"event": "slot", "name": "language", "value": locale[:2]},
                   {"event": "slot", "name": "agent_note", "value": note}]
         async with self.locks(conversation_id):
+            # the language the borrower writes in stays (docs/nlu-labelling.md, "Reply
+            # language"); the app's locale only when the assistant has none yet
+            tracker = await self.rasa.tracker(conversation_id, events=False)
+            slots = tracker.get("slots")
+            if not isinstance(slots, dict) or slots.get("language") not in ("zh", "en"):
+                events.insert(3, {"event": "slot", "name": "language", "value": locale[:2]})
+            if conversation_id in self.reset_due \
+                    and tracker.get("latest_action_name") not in (None, "action_listen"):
+                # the reset left undone after a failed turn (``_listen_again``)
+                events.insert(0, {"event": "action", "name": "action_listen"})
             await self.rasa.append_events(conversation_id, events)
+            self.reset_due.discard(conversation_id)
             return await self.rasa.execute(conversation_id, "action_resume_after_handoff")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m eligibility {migrate,seed,serve,openapi}``.
+"""Command line: ``python -m eligibility {migrate,seed,serve,tick,publish,worker,openapi}``.
 
 ``migrate``, ``seed`` and ``serve`` read the settings first: in production (``RELEND_ENV`` unset
 or ``production``) weak secrets are refused with a message naming each variable, on stderr, and
@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("seed", help="migrate, then (re)load the demo borrowers (sandbox only)")
     sub.add_parser("serve", help="serve the HTTP API")
+    sub.add_parser("tick", help="record the changes and reminders that came due (once)")
+    sub.add_parser("publish", help="deliver unpublished outbox rows to RabbitMQ (one pass; "
+                                   "exit 1 when the broker failed)")
+    worker = sub.add_parser("worker", help="tick and publish in a loop (the outbox worker)")
+    worker.add_argument("--interval", type=float, default=5.0, help="seconds between passes")
     spec = sub.add_parser("openapi", help="write or check the checked-in OpenAPI spec")
     spec.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
@@ -89,16 +94,56 @@ def main(argv: list[str] | None = None) -> int:
 
             engine = make_engine(settings.database_url)
             with make_session_factory(engine)() as session:
-                ids = seed(session, utc_now())
+                ids = seed(session, utc_now(), posting_minutes=settings.demo_posting_minutes)
             engine.dispose()
             print(f"seeded {len(ids)} demo borrowers: {', '.join(ids)}")
         return 0
+    if args.command in ("tick", "publish", "worker"):
+        return _outbox(args.command, settings, getattr(args, "interval", 5.0))
     import uvicorn
 
     # the worker(s) read the same environment again (eligibility.asgi), already checked here
     uvicorn.run("eligibility.asgi:app", host=settings.host, port=settings.port,
                 workers=settings.workers, log_level="warning", access_log=False)
     return 0
+
+
+def _outbox(command: str, settings: Settings, interval: float) -> int:
+    """The scheduler and the publisher from the command line (docs/backend.md, "Outbox")."""
+    import asyncio
+    import threading
+
+    from common.db import make_engine, make_session_factory
+
+    from .deps import utc_now
+    from .outbox import amqp_publisher
+    from .scheduler import tick
+    from .worker import run
+
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    try:
+        if command == "tick":
+            result = tick(sessions, utc_now(), settings)
+            print(f"recorded {sum(result.recorded.values())} changes {result.recorded or ''}")
+            return 0
+        if command == "publish":
+            if not settings.outbox_amqp_url:
+                print("RELEND_OUTBOX_AMQP_URL is not set: nothing to publish to (consumers "
+                      "poll the outbox table: eligibility.outbox.poll)", file=sys.stderr)
+                return REFUSED
+            published = asyncio.run(amqp_publisher(sessions, settings).run_once(utc_now()))
+            print(f"published {published.published}, pending {published.pending}"
+                  + (f", error: {published.error}" if published.error else ""))
+            return 1 if published.error else 0
+        stop = threading.Event()
+        try:
+            asyncio.run(run(sessions, settings, utc_now, interval=interval, stop=stop))
+        except KeyboardInterrupt:
+            stop.set()
+        return 0
+    finally:
+        engine.dispose()
 
 
 def _openapi(*, check: bool) -> int:

@@ -18,13 +18,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.db import make_engine, make_session_factory
+from common.settings import Mode
 
 from .config import Settings
 from .deps import Clock, refusal_without_route, utc_now
 from .errors import ServiceError
 from .middleware import BodyGuardMiddleware
-from .routes import appeals, backoffice, decisions, health, sandbox
+from .routes import appeals, backoffice, decisions, health, loans, sandbox
 from .routes.appeals import IDEMPOTENCY_KEY_PATTERN
+from .sandbox import SandboxFaultsMiddleware
 
 # IDEMPOTENCY_KEY_PATTERN is re-exported: tests/actions import it from here
 __all__ = ["API_VERSION", "IDEMPOTENCY_KEY_PATTERN", "create_app"]
@@ -38,7 +40,18 @@ API_VERSION = "1.0.0"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Many threads contending for the GIL serve fewer requests, not more: keep it small.
     anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.settings.threads
+    settings = app.state.settings
+    worker = None
+    if settings.outbox_worker_seconds > 0:  # the scheduler and the publisher, in a thread
+        from .worker import start_thread
+
+        worker = start_thread(app.state.sessions, settings, app.state.clock,
+                              settings.outbox_worker_seconds)
     yield
+    if worker is not None:
+        thread, stop = worker
+        stop.set()
+        thread.join(timeout=10)
     app.state.engine.dispose()
 
 
@@ -75,9 +88,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.include_router(health.router)
     app.include_router(decisions.router)
     app.include_router(appeals.router)
+    app.include_router(loans.router)
     app.include_router(backoffice.router)
     if settings.sandbox_fixtures:  # never in production: Settings.check refuses it there
         app.include_router(sandbox.router)
+        # the fault switch of the topology tests (eligibility/sandbox.py), sandbox mode only
+        app.add_middleware(SandboxFaultsMiddleware, backoffice_token=settings.backoffice_token,
+                           sandbox=settings.mode is Mode.SANDBOX)
     return app
 
 

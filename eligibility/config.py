@@ -42,6 +42,21 @@ class Settings(RelendSettings):
     # PUT /v1/backoffice/sandbox/borrowers/{id}, GET /v1/sandbox/demo-borrowers): unset means
     # on in the sandbox, off in production (where turning it on is refused)
     sandbox_fixtures: bool | None = Field(None, env="RELEND_BACKEND_SANDBOX")
+    # the outbox of decision-relevant changes (eligibility/outbox.py, docs/backend.md): unset
+    # URL means the embedded default (consumers poll the outbox table, no broker)
+    outbox_amqp_url: str | None = Field(None, env="RELEND_OUTBOX_AMQP_URL")
+    outbox_queue: str = Field("relend.notices", min_length=1, env="RELEND_OUTBOX_QUEUE")
+    outbox_batch: int = Field(100, ge=1, le=10_000, env="RELEND_OUTBOX_BATCH")
+    outbox_confirm_timeout: float = Field(5.0, gt=0, env="RELEND_OUTBOX_CONFIRM_TIMEOUT")
+    outbox_retry_max_seconds: int = Field(300, ge=1, env="RELEND_OUTBOX_RETRY_MAX_SECONDS")
+    outbox_lookback_hours: int = Field(24, ge=1, env="RELEND_OUTBOX_LOOKBACK_HOURS")
+    outbox_feed_settle_seconds: float = Field(2.0, ge=0, env="RELEND_OUTBOX_FEED_SETTLE_SECONDS")
+    # > 0: `serve` also runs the scheduler and the publisher every this many seconds
+    outbox_worker_seconds: float = Field(0, ge=0, env="RELEND_OUTBOX_WORKER_SECONDS")
+    reminder_days_before: int = Field(3, ge=1, le=14, env="RELEND_REMINDER_DAYS_BEFORE")
+    reminders_default: bool = Field(False, env="RELEND_REMINDERS_DEFAULT")
+    # `seed` only: how long the demo's posting repayments take to post from the seeding
+    demo_posting_minutes: int = Field(120, ge=1, le=1440, env="RELEND_DEMO_POSTING_MINUTES")
 
     @validator("service_token", always=True)
     def _service_token(cls, value: str | None, values: dict[str, Any]) -> str:

@@ -75,8 +75,32 @@ class Loan(Base):
     instalments_paid = Column(Integer, nullable=False, default=0)
     opened_at = Column(UTCDateTime, nullable=False)
     next_due_date = Column(UTCDateTime, nullable=True)
+    # the interest charged over the whole loan, fixed at drawdown (spread over the
+    # instalments: see eligibility/ledger.py); the borrower repays principal + interest
+    interest_cents = Column(Integer, nullable=False, default=0, server_default="0")
 
     borrower = relationship("Borrower", back_populates="loans")
+    instalments = relationship("Instalment", order_by="Instalment.number",
+                               back_populates="loan")
+
+
+class Instalment(Base):
+    """One due payment of a loan's schedule: its principal part plus its interest part."""
+
+    __tablename__ = "instalments"
+    __table_args__ = (UniqueConstraint("loan_id", "number", name="uq_instalments_loan_number"),)
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    loan_id = Column(String(40), ForeignKey("loans.id"), nullable=False, index=True)
+    borrower_id = Column(String(64), ForeignKey("borrowers.id"), nullable=False, index=True)
+    number = Column(Integer, nullable=False)  # 1..loan.instalments_total
+    due_date = Column(UTCDateTime, nullable=False)
+    principal_cents = Column(Integer, nullable=False)
+    interest_cents = Column(Integer, nullable=False, default=0)
+    # when the repayment that settled it posted (NULL: not paid yet, or still posting)
+    paid_at = Column(UTCDateTime, nullable=True)
+
+    loan = relationship("Loan", back_populates="instalments")
 
 
 class Repayment(Base):
@@ -91,6 +115,8 @@ class Repayment(Base):
     # when the repayment is expected to post and restore limit; posted_at once it has
     expected_post_at = Column(UTCDateTime, nullable=False)
     posted_at = Column(UTCDateTime, nullable=True)
+    # the instalment it pays (NULL: an early repayment of principal)
+    instalment_id = Column(Integer, ForeignKey("instalments.id"), nullable=True)
 
 
 class RiskReview(Base):
@@ -247,3 +273,48 @@ class Appeal(Base):
     restored_limit_cents = Column(Integer, nullable=True)
     # one open appeal per borrower and reason: set while open, cleared when decided
     open_slot = Column(String(140), nullable=True)
+
+
+class ReminderPreference(Base):
+    """A borrower's choice about repayment reminders (no row: the defaults)."""
+
+    __tablename__ = "reminder_preferences"
+
+    borrower_id = Column(String(64), ForeignKey("borrowers.id"), primary_key=True)
+    enabled = Column(Boolean, nullable=False)
+    days_before = Column(Integer, nullable=False)
+    updated_at = Column(UTCDateTime, nullable=False)
+
+
+class OutboxMessage(Base):
+    """A decision-relevant change (or a due reminder), written in the transaction that made it.
+
+    The publisher (eligibility/outbox.py) delivers rows in ``id`` order and sets
+    ``published_at`` only after the broker confirmed; ``key`` is the change's idempotency key
+    (unique: recording the same change twice is refused by the database).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("key", name="uq_outbox_key"),)
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    key = Column(String(200), nullable=False)
+    borrower_id = Column(String(64), nullable=False, index=True)
+    kind = Column(String(40), nullable=False)
+    occurred_at = Column(UTCDateTime, nullable=False)
+    recorded_at = Column(UTCDateTime, nullable=False)
+    payload = Column(JSON, nullable=False)
+    published_at = Column(UTCDateTime, nullable=True, index=True)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(UTCDateTime, nullable=True)
+    last_error = Column(Text, nullable=True)
+
+
+class SchedulerState(Base):
+    """How far the scheduler (eligibility/scheduler.py) has looked: changes that come due at a
+    time are recorded once that time is in (watermark, now]."""
+
+    __tablename__ = "scheduler_state"
+
+    name = Column(String(40), primary_key=True)
+    watermark = Column(UTCDateTime, nullable=False)

@@ -9,8 +9,11 @@ back-office token, and only while RELEND_BACKEND_SANDBOX is on: by default in th
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import json
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Extra, Field, confloat, conint
 from sqlalchemy import delete
@@ -179,3 +182,101 @@ def _pick(loans: list, index: int):  # type: ignore[no-untyped-def]
         raise ServiceError(422, "validation_error", f"No loan number {index} in this fixture.",
                            {"fields": [{"field": "loan", "problem": "no such loan"}]})
     return loans[index]
+
+
+# ---- faults: make the backend slow, failing or nonsensical (sandbox only) -------------------
+
+FAULTS_PATH = "/v1/backoffice/sandbox/faults"
+
+
+class Faults(_Strict):
+    """What the backend does to the requests under ``prefix`` until cleared."""
+
+    latency_ms: conint(ge=0, le=120_000) = 0  # type: ignore[valid-type]
+    # answer this status (with a JSON error body) instead of serving the request
+    status: conint(ge=400, le=599) | None = None  # type: ignore[valid-type]
+    # answer 200 with a body no client can use: "json" (valid JSON of the wrong shape) or
+    # "text" (not JSON at all)
+    garbage: Literal["json", "text"] | None = None
+    prefix: str = "/v1/borrowers/"
+
+
+class SandboxFaultsMiddleware:
+    """A test switch for fault tests of the whole topology (tests/topology/): ``PUT
+    /v1/backoffice/sandbox/faults`` with the back-office token and a :class:`Faults` body makes
+    every later request under its ``prefix`` wait ``latency_ms``, then answer ``status`` or
+    garbage; ``DELETE`` clears it. State of this process only (the topology runs one backend).
+
+    Added by ``create_app`` only while the sandbox routes are on, and inert unless the mode is
+    the sandbox: production never has it (docs/production.md). The route is the middleware's
+    own, so it is not in the API's OpenAPI document.
+    """
+
+    def __init__(self, app: Any, backoffice_token: str, sandbox: bool) -> None:
+        self.app = app
+        self.token = backoffice_token
+        self.sandbox = sandbox
+        self.faults: Faults | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.sandbox or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == FAULTS_PATH:
+            await self._switch(scope, receive, send)
+            return
+        faults = self.faults
+        if faults is None or not path.startswith(faults.prefix):
+            await self.app(scope, receive, send)
+            return
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.status is not None:
+            await _answer(send, faults.status, json.dumps({"error": {
+                "code": "sandbox_fault", "message": "A fault switched on in the sandbox."}}))
+        elif faults.garbage == "json":
+            await _answer(send, 200, json.dumps({"sandbox": "garbage", "eligible": "perhaps",
+                                                 "reasons": 7}))
+        elif faults.garbage == "text":
+            await _answer(send, 200, "<html>502 upstream garbage", "text/html")
+        else:
+            await self.app(scope, receive, send)
+
+    async def _switch(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope["headers"]}
+        given = headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            await _answer(send, 401, json.dumps({"error": {"code": "unauthorized",
+                                                           "message": "Back-office token."}}))
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["method"] == "DELETE":
+            self.faults = None
+        elif scope["method"] == "PUT":
+            try:
+                self.faults = Faults.parse_raw(body or b"{}")
+            except ValueError as exc:
+                await _answer(send, 422, json.dumps({"error": {
+                    "code": "validation_error", "message": str(exc)[:500]}}))
+                return
+        elif scope["method"] != "GET":
+            await _answer(send, 405, json.dumps({"error": {"code": "method_not_allowed",
+                                                           "message": "GET, PUT or DELETE."}}))
+            return
+        await _answer(send, 200, self.faults.json() if self.faults else "null")
+
+
+async def _answer(send: Any, status: int, body: str,
+                  content_type: str = "application/json") -> None:
+    data = body.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type.encode()),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from . import ledger
 from .models import (
     Appeal,
     Borrower,
@@ -25,9 +26,12 @@ from .models import (
     FundingQuotaWindow,
     IdentityDocument,
     Incident,
+    Instalment,
     Loan,
+    OutboxMessage,
     OverdueRecord,
     ReasonWaiver,
+    ReminderPreference,
     Repayment,
     RiskPolicy,
     RiskReview,
@@ -35,13 +39,17 @@ from .models import (
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 # what the shared records of ``_shared_records`` apply to: a borrower is in one of them only
 # when its builder puts it there
 TIGHTENED_SEGMENT = "demo-tightened"  # a risk policy tightened for the segment
 QUOTA_PARTNER = "demo-partner-c"  # a funding partner whose daily quota is used up
 INCIDENT_PARTNER = "demo-partner-d"  # a funding partner with a disbursement incident
-BORROWER_TABLES = (ReasonWaiver, Appeal, Decision, Repayment, OverdueRecord, Loan, RiskReview,
-                   CreditScore, IdentityDocument, ComplianceHold, CreditLine)
+BORROWER_TABLES = (ReasonWaiver, Appeal, Decision, Repayment, OverdueRecord, Instalment, Loan,
+                   RiskReview, CreditScore, IdentityDocument, ComplianceHold, CreditLine,
+                   ReminderPreference)
+# a loan's instalments fall due every this many days (the schedule, eligibility/ledger.py)
+INSTALMENT_PERIOD = 30 * DAY
 
 
 @dataclass(frozen=True)
@@ -55,10 +63,13 @@ class DemoBorrower:
 class Builder:
     """Writes one demo borrower's records; every helper takes amounts in yuan."""
 
-    def __init__(self, session: Session, borrower: Borrower, now: datetime) -> None:
+    def __init__(self, session: Session, borrower: Borrower, now: datetime,
+                 posting_window: timedelta = 2 * HOUR) -> None:
         self.session = session
         self.borrower = borrower
         self.now = now
+        # how long the demo's repayments still posting take from now (RELEND_DEMO_POSTING_MINUTES)
+        self.posting_window = posting_window
         self._n = 0
 
     def _id(self, prefix: str) -> str:
@@ -71,26 +82,77 @@ class Builder:
         return line
 
     def loan(self, principal: int, outstanding: float, *, paid: int = 0, total: int = 1,
-             opened_days_ago: int = 30) -> Loan:
+             opened_days_ago: int = 30, interest: float = 0) -> Loan:
+        """A loan with its schedule: the first unpaid instalment falls due in 12 days, the
+        others every 30 days around it; a repaid loan's last instalment fell due 30 days per
+        instalment after opening (at the latest yesterday). Each paid instalment has its posted
+        repayment, paid the day before it fell due."""
         loan = Loan(
             id=self._id("LN"), borrower_id=self.borrower.id, principal_cents=principal * 100,
             outstanding_cents=round(outstanding * 100), instalments_total=total,
             instalments_paid=paid, opened_at=self.now - opened_days_ago * DAY,
-            next_due_date=(self.now + 12 * DAY) if outstanding else None,
+            interest_cents=round(interest * 100),
         )
+        if outstanding:
+            first_unpaid = self.now + 12 * DAY
+            dues = [first_unpaid + (n - paid - 1) * INSTALMENT_PERIOD
+                    for n in range(1, total + 1)]
+        else:
+            last = min(loan.opened_at + total * INSTALMENT_PERIOD, self.now - DAY)
+            dues = [last - (total - n) * INSTALMENT_PERIOD for n in range(1, total + 1)]
+        instalments = ledger.schedule(loan, dues)
+        loan.next_due_date = dues[paid] if outstanding and paid < total else None
         self.session.add(loan)
         self.session.flush()
+        for instalment in instalments:
+            self.session.add(instalment)
+        self.session.flush()
+        for instalment in instalments[:paid]:
+            self._settle(instalment, instalment.due_date - DAY)
         return loan
+
+    def _settle(self, instalment: Instalment, paid_at: datetime) -> Repayment:
+        """The instalment's posted repayment (its id names the loan and the instalment)."""
+        repayment = self.session.get(Repayment, f"RP-{instalment.loan_id}-{instalment.number}")
+        if repayment is None:
+            repayment = Repayment(id=f"RP-{instalment.loan_id}-{instalment.number}",
+                                  borrower_id=self.borrower.id, loan_id=instalment.loan_id,
+                                  instalment_id=instalment.id)
+            self.session.add(repayment)
+        repayment.amount_cents = instalment.principal_cents + instalment.interest_cents
+        repayment.paid_at = paid_at
+        repayment.expected_post_at = paid_at + timedelta(hours=2)
+        repayment.posted_at = paid_at + timedelta(minutes=5)
+        instalment.paid_at = repayment.posted_at
+        self.session.flush()
+        return repayment
+
+    def _instalments(self, loan: Loan) -> list[Instalment]:
+        self.session.flush()
+        return list(self.session.query(Instalment).filter(Instalment.loan_id == loan.id)
+                    .order_by(Instalment.number))
 
     def repayment(self, loan: Loan, amount: float, *, paid_ago: timedelta,
                   posts_in: timedelta | None) -> None:
+        """A posted repayment is the one that paid the loan's latest paid instalment (moved to
+        ``paid_ago``); a posting one pays its first unpaid instalment."""
         paid_at = self.now - paid_ago
         posted = posts_in is None
+        instalments = self._instalments(loan)
+        if posted:
+            done = [i for i in instalments if i.paid_at is not None]
+            if done and round(amount * 100) == done[-1].principal_cents + done[-1].interest_cents:
+                if paid_at > done[-1].due_date:  # paid on time: it fell due the day after
+                    done[-1].due_date = paid_at + DAY
+                self._settle(done[-1], paid_at)
+                return
+        unpaid = [i for i in instalments if i.paid_at is None]
         self.session.add(Repayment(
             id=self._id("RP"), borrower_id=self.borrower.id, loan_id=loan.id,
             amount_cents=round(amount * 100), paid_at=paid_at,
             expected_post_at=(paid_at + timedelta(hours=2)) if posted else self.now + posts_in,
             posted_at=(paid_at + timedelta(minutes=5)) if posted else None,
+            instalment_id=None if posted or not unpaid else unpaid[0].id,
         ))
 
     def identity(self, *, expires_in: timedelta | None = 800 * DAY,
@@ -116,6 +178,12 @@ class Builder:
 
     def late_payment(self, loan: Loan, amount: int, *, due_days_ago: int, days_late: int,
                      cleared_days_ago: int) -> None:
+        """An instalment paid late: the loan's latest paid instalment, moved to fall due
+        ``due_days_ago`` and paid when the overdue record was cleared."""
+        done = [i for i in self._instalments(loan) if i.paid_at is not None]
+        if done:
+            done[-1].due_date = self.now - due_days_ago * DAY
+            self._settle(done[-1], self.now - cleared_days_ago * DAY - timedelta(minutes=5))
         self.session.add(OverdueRecord(
             borrower_id=self.borrower.id, loan_id=loan.id, due_date=self.now - due_days_ago * DAY,
             amount_cents=amount * 100, days_overdue=days_late,
@@ -149,7 +217,7 @@ def eligible(b: Builder) -> None:
 def repayment_posting(b: Builder) -> None:
     _healthy(b, 5000)
     loan = b.loan(5000, 5000, paid=0, total=1, opened_days_ago=28)
-    b.repayment(loan, 5000, paid_ago=timedelta(minutes=10), posts_in=timedelta(hours=2))
+    b.repayment(loan, 5000, paid_ago=timedelta(minutes=10), posts_in=b.posting_window)
 
 
 def limit_in_use(b: Builder) -> None:
@@ -251,7 +319,9 @@ def id_score_funding(b: Builder) -> None:
 def overdue_reduced_in_use(b: Builder) -> None:
     _healthy(b, 6000)
     b.limit_cut(15000, days_ago=20, reason="overdue")
-    late = b.loan(6000, 5800, paid=1, total=12, opened_days_ago=70)
+    # flat interest 3,600 (300 per instalment): instalment 1 = 200 principal + 300 interest,
+    # the 500 paid 5 days late
+    late = b.loan(6000, 5800, paid=1, total=12, opened_days_ago=70, interest=3600)
     b.late_payment(late, 500, due_days_ago=25, days_late=5, cleared_days_ago=20)
 
 
@@ -311,8 +381,10 @@ def _shared_records(now: datetime) -> list[object]:
     ]
 
 
-def seed(session: Session, now: datetime) -> list[str]:
-    """Replace every demo record with a fresh set relative to ``now``; returns the ids."""
+def seed(session: Session, now: datetime, *, posting_minutes: int = 120) -> list[str]:
+    """Replace every demo record with a fresh set relative to ``now``; returns the ids.
+    ``posting_minutes``: when the demo's posting repayments post (a short one shows the
+    "repayment posted" notice arrive while one watches)."""
     now = now.replace(microsecond=0)
 
     def wipe(table: type, condition: object) -> None:
@@ -325,6 +397,8 @@ def seed(session: Session, now: datetime) -> list[str]:
     wipe(RiskPolicy, RiskPolicy.id.like("DEMO-%"))
     wipe(Incident, Incident.id.like("DEMO-%"))
     wipe(FundingQuotaWindow, FundingQuotaWindow.funding_partner.like("demo-%"))
+    # the demo's earlier changes: their keys name the old records' times, never the new ones
+    wipe(OutboxMessage, OutboxMessage.borrower_id.like("demo-%"))
     for record in _shared_records(now):
         session.add(record)
     for demo in DEMO_BORROWERS:
@@ -336,7 +410,7 @@ def seed(session: Session, now: datetime) -> list[str]:
         )
         session.add(borrower)
         session.flush()
-        demo.build(Builder(session, borrower, now))
+        demo.build(Builder(session, borrower, now, timedelta(minutes=posting_minutes)))
         session.flush()
     session.commit()
     return [d.id for d in DEMO_BORROWERS]

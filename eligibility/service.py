@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import outbox
 from .decision import cents, evaluate, reason_to_dict
 from .errors import ServiceError
 from .models import Appeal, Borrower, CreditLine, Decision, ReasonWaiver
@@ -326,5 +327,14 @@ def move_appeal(
             line.closed_at = None
             line.closed_reason = None
             appeal.restored_limit_cents = new_limit
+    if status in ("upheld", "rejected"):
+        # the borrower waits for this: recorded in the transaction that decides the appeal
+        outbox.record(session, kind="appeal_decided", borrower_id=appeal.borrower_id,
+                      subject=appeal.id, occurred_at=now, now=now,
+                      key=outbox.change_key("appeal_decided", appeal.id),
+                      data={"appeal_id": appeal.id, "reason_code": appeal.reason_code,
+                            "status": status, "resolution_note": appeal.resolution_note,
+                            "restored_limit": cents(appeal.restored_limit_cents)
+                            if appeal.restored_limit_cents is not None else None})
     session.commit()
     return appeal

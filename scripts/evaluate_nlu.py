@@ -1,8 +1,9 @@
 """Evaluate intent classification on the real-message set and the held-out set, and gate.
 
 For each set: strict intent accuracy (and with second labels), intent macro-F1, routing
-accuracy (what the bot does) overall and averaged over the five routes, off-topic recall,
-per-intent and per-route tables, the errors, and confusion matrices (PNG) in reports/nlu/.
+accuracy (what the bot does) overall and averaged over the routes (nlu_eval/routes.py; a
+route with no message in the set is left out), off-topic recall, per-intent and per-route
+tables, the errors, and confusion matrices (PNG) in reports/nlu/.
 Exits 1 when a gate fails (see GATES), 2 when the evaluation could not run.
 
     .venv/bin/python scripts/evaluate_nlu.py [--model models/relend.tar.gz]
@@ -26,15 +27,16 @@ from nlu_eval.report import Prediction, parse_all, score, summary_text, write  #
 from nlu_eval.sets import HELDOUT, REAL_SETS, heldout_examples, real_examples  # noqa: E402
 
 # (set, figure, minimum): the real-message set is the one that matters; the held-out set
-# guards against regressions on our own phrasing. The real-set minimums sit a few points
-# under what the model measures today (README, "NLU"), so that a change that makes it worse
-# fails. They are not yet the targets of issue 8 (strict 0.75, routing averaged over the
-# routes 0.85, off-topic 0.75): raise them as the model gets there, never lower them.
+# guards against regressions on our own phrasing. The minimums sit 1-2.5 points under what
+# the model measures (README, "NLU": 0.641, 0.643, 0.771, 0.953; training is deterministic),
+# so that a change that makes it worse fails. Strict accuracy and routing are not yet at the
+# targets of issue 8 (strict 0.75, routing averaged over the routes 0.85; off-topic 0.75 is
+# reached): raise the gates as the model gets there, never lower them.
 GATES = (
-    ("real", "strict_accuracy", 0.61),
-    ("real", "routing_macro_recall", 0.61),
-    ("real", "off_topic_recall", 0.72),
-    ("heldout", "intent_macro_f1", 0.90),
+    ("real", "strict_accuracy", 0.62),
+    ("real", "routing_macro_recall", 0.63),
+    ("real", "off_topic_recall", 0.75),
+    ("heldout", "intent_macro_f1", 0.93),
 )
 
 

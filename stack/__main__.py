@@ -1,9 +1,13 @@
 """``python -m stack {up,train,chat,stop}``: the local assistant, the way the run command starts it.
 
-up     seed the sandbox backend, train if needed, start every server, then wait (Ctrl-C stops)
+up     seed the sandbox backend, train if needed, start every server and the notifier, then
+       wait (Ctrl-C stops)
 train  train the Rasa model if its inputs changed (--force to retrain)
 chat   all of `up`, then a terminal chat as a demo borrower through the desk (like the app)
 stop   stop a running `up` or `chat` (of the same RELEND_VAR_DIR) and the servers it started
+
+up --production --replicas N   the production topology instead (docs/production.md): N Rasa
+       processes, action servers and desks behind nginx, on PostgreSQL, Redis and RabbitMQ
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def banner(config: StackConfig) -> str:
         f"  agent console      {config.url('desk')}/console   (agent1 / relend-demo)",
         f"  eligibility API    {config.url('backend')}/v1/openapi.json",
         f"  Rasa               {config.url('rasa')}",
+        "  notices            python -m notices run (the backend's outbox -> the borrower's chat)",
         f"  logs               {config.log_dir}",
     ])
 
@@ -88,10 +93,48 @@ def stop(config: StackConfig, timeout: float = 40.0) -> int:
     return 1
 
 
+def serve(command: str, config: StackConfig, ready_seconds: dict[str, float]) -> int:
+    """With every server up: the terminal chat (``chat``), or wait until Ctrl-C (``up``)."""
+    if ready_seconds:
+        print("[stack] ready after (s): " + ", ".join(
+            f"{name} {seconds}" for name, seconds in ready_seconds.items()), flush=True)
+    if command == "chat":
+        from .chat import run_chat
+
+        return run_chat(config)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+def up_production(command: str, replicas: int, *, force: bool = False) -> int:
+    """``up``/``chat`` with ``--production``: the topology of stack/production.py."""
+    from .production import ProductionStack, Topology
+
+    topology = Topology.from_env(replicas)
+    config = topology.config
+    with running(config):
+        stack = ProductionStack(topology)
+        stack.prepare()
+        subprocess.run([sys.executable, "-m", "eligibility", "seed"], cwd=ROOT,
+                       env=stack.child_env(), check=True, stdout=subprocess.DEVNULL)
+        ensure_model(config, force=force)
+        print(f"[stack] starting the production topology ({replicas} replicas)...", flush=True)
+        with stack.up():
+            print(topology.describe(), flush=True)
+            return serve(command, config, stack.ready_seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "train", "chat", "stop"])
     parser.add_argument("--force", action="store_true", help="retrain even if nothing changed")
+    parser.add_argument("--production", action="store_true",
+                        help="up/chat: the production topology (docs/production.md)")
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="with --production: Rasa processes, action servers and desks (2)")
     args = parser.parse_args(argv)
     # a plain `kill` must still stop the servers this started, not orphan them
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -101,25 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "stop":
         return stop(config)
+    if args.production:
+        return up_production(args.command, args.replicas, force=args.force)
     seed_backend(config)
     ensure_model(config, force=args.force)
-    print("[stack] starting backend, desk, action server and Rasa...", flush=True)
+    print("[stack] starting backend, desk, action server, Rasa and the notifier...", flush=True)
     with running(config), Stack(config).up() as stack:
         print(banner(config), flush=True)
-        if stack.ready_seconds:
-            print("[stack] ready after (s): " + ", ".join(
-                f"{name} {seconds}" for name, seconds in stack.ready_seconds.items()),
-                flush=True)
-        if args.command == "chat":
-            from .chat import run_chat
-
-            return run_chat(config)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
-    return 0
+        return serve(args.command, config, stack.ready_seconds)
 
 
 if __name__ == "__main__":

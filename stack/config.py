@@ -74,6 +74,11 @@ class StackConfig:
             endpoints=os.environ.get("RELEND_ENDPOINTS", "endpoints.yml"),
         )
 
+    @property
+    def notices_status(self) -> Path:
+        """The notifier's status file: touched after each round that reached the desk."""
+        return self.log_dir.parent / "notices.status"
+
     def url(self, service: str) -> str:
         port = {"backend": self.backend_port, "actions": self.actions_port,
                 "rasa": self.rasa_port, "desk": self.desk_port}[service]
@@ -89,8 +94,19 @@ class StackConfig:
 
     def child_env(self) -> dict[str, str]:
         """What every server process needs to find the others."""
+        sandbox = stack_mode() is Mode.SANDBOX
         return {
             **os.environ,
+            # proactive notices: the backend's scheduler and publisher run in `serve` (every
+            # 2 s unless set), the notifier reads the feed every 2 s and proves it is alive
+            # through its status file; in the sandbox no quiet hours unless set (the demo)
+            "RELEND_OUTBOX_WORKER_SECONDS": os.environ.get("RELEND_OUTBOX_WORKER_SECONDS", "")
+            or "2",
+            "RELEND_NOTICES_POLL_SECONDS": os.environ.get("RELEND_NOTICES_POLL_SECONDS", "")
+            or "2",
+            **({"RELEND_NOTICES_QUIET_HOURS": os.environ.get("RELEND_NOTICES_QUIET_HOURS", "")
+                or "off"} if sandbox else {}),
+            "RELEND_NOTICES_STATUS_FILE": str(self.notices_status),
             # the local stack is the sandbox unless the caller says otherwise
             "RELEND_ENV": os.environ.get("RELEND_ENV", "") or "sandbox",
             "RELEND_BACKEND_URL": self.url("backend"),
@@ -107,6 +123,8 @@ class StackConfig:
             "RELEND_ACTION_URL": f"{self.url('actions')}/webhook",
             "RELEND_ACTION_TOKEN": self.action_token,
             "RELEND_TRACKER_DB": str(self.tracker_db),
+            # endpoints.production.yml reads it; RabbitMQ's standard port unless told otherwise
+            "RELEND_RABBITMQ_PORT": os.environ.get("RELEND_RABBITMQ_PORT", "") or "5672",
             "SANIC_HOST": "127.0.0.1",
             "RASA_TELEMETRY_ENABLED": "false",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",

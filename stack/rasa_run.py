@@ -8,7 +8,8 @@ the API open) or, in production, with a short or public one.
 
 Before Rasa starts, it applies the project's run-time fixes to Rasa, pinned to Rasa 3.6.21
 (stack/rasa_patches.py: custom actions' responses validated with a validator built once, the
-SQLite tracker store pooled and in WAL mode, event classes looked up from a table).
+SQLite tracker store pooled and in WAL mode, event classes looked up from a table) and
+its correctness fix (stack/rasa_fixes.py: a conversation's latest session found by event id).
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def main() -> int:
     sys.argv = ["rasa", *args, "--jwt-secret", secret, "--jwt-method", "HS256"]
     from rasa.__main__ import main as rasa_main
 
+    from stack import rasa_fixes
     from stack.rasa_patches import apply
 
     apply()
+    rasa_fixes.apply()  # correctness, not speed: always (stack/rasa_fixes.py)
     rasa_main()
     return 0
 

@@ -1,5 +1,5 @@
-"""The four servers as processes: start (or reuse what already answers), wait until ready,
-and stop only what this stack started."""
+"""The four servers and the notifier as processes: start (or reuse what already answers),
+wait until ready, and stop only what this stack started."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import requests
 from .config import ROOT, StackConfig
 from .rasa_auth import rasa_headers
 
-SERVICES = ("backend", "desk", "actions", "rasa")
+SERVICES = ("backend", "desk", "actions", "rasa", "notices")
 
 
 @dataclass
@@ -31,8 +31,20 @@ class Service:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     # headers for the health check (Rasa's /status wants a JWT), made fresh for each check
     headers: Callable[[], dict[str, str]] | None = field(default=None, repr=False)
+    # variables of this process only (a replica's own port), over the stack's child_env
+    env: dict[str, str] | None = field(default=None, repr=False)
+    # a process that serves nothing (the notifier): healthy while it touches this file at
+    # least every ``status_max_age`` seconds (``health`` is then only its name in messages)
+    status_file: Path | None = field(default=None, repr=False)
+    status_max_age: float = 15.0
 
     def healthy(self) -> bool:
+        if self.status_file is not None:
+            try:
+                age = time.time() - self.status_file.stat().st_mtime
+            except OSError:
+                return False
+            return age <= self.status_max_age
         try:
             headers = self.headers() if self.headers else None
             return requests.get(self.health, headers=headers, timeout=1).status_code == 200
@@ -42,6 +54,26 @@ class Service:
 
 def _python(module_args: list[str]) -> list[str]:
     return [sys.executable, *module_args]
+
+
+def notifier(config: StackConfig, env: dict[str, str], timeout: float = 60) -> Service:
+    """``python -m notices run``: healthy while its status file is fresh (it touches it after
+    every round that reached the desk, every RELEND_NOTICES_POLL_SECONDS)."""
+    poll = float(env.get("RELEND_NOTICES_POLL_SECONDS") or 5)
+    return Service("notices", _python(["-m", "notices", "run"]),
+                   f"{config.notices_status} (status file)", timeout,
+                   config.log_dir / "notices.log", status_file=config.notices_status,
+                   status_max_age=3 * poll + 5)
+
+
+def launch(service: Service, env: dict[str, str]) -> None:
+    """Start the service's process in its own process group, its output into its log."""
+    if service.status_file is not None:
+        # a file left by an earlier run proves nothing about this process
+        service.status_file.unlink(missing_ok=True)
+    with service.log.open("ab") as log:
+        service.process = subprocess.Popen(service.command, cwd=ROOT, env=env, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def services(config: StackConfig) -> dict[str, Service]:
@@ -64,8 +96,17 @@ def services(config: StackConfig) -> dict[str, Service]:
                                          "credentials.yml", "--cors", "http://127.0.0.1"]),
                         f"{config.url('rasa')}/status", 180, logs / "rasa.log",
                         headers=lambda: rasa_headers(config.rasa_jwt_secret)),
+        # the notifier (notices/): the backend's outbox feed -> the borrower's chat
+        "notices": notifier(config, config.child_env()),
     }
 
+
+
+def warm_up(rasa_url: str, jwt_secret: str) -> None:
+    """One parse, so that Rasa loads its tokenizer's dictionary before a borrower's first turn."""
+    with contextlib.suppress(requests.RequestException):
+        requests.post(f"{rasa_url}/model/parse", headers=rasa_headers(jwt_secret),
+                      json={"text": "还款后为什么借不了"}, timeout=30)
 
 class Stack:
     """``with Stack(config).up(): ...`` — servers answering inside, stopped after."""
@@ -92,9 +133,7 @@ class Stack:
                 if not self.reuse:
                     raise RuntimeError(f"{name}: something already answers at {service.health}")
                 continue
-            log = service.log.open("ab")
-            service.process = subprocess.Popen(service.command, cwd=ROOT, env=env, stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True)
+            launch(service, env)
             self.started.append(service)
             pending.append(service)
         for service in pending:
@@ -116,10 +155,7 @@ class Stack:
 
     def _warm_up(self) -> None:
         """The tokenizer loads its dictionary on the first message: pay that before users do."""
-        with contextlib.suppress(requests.RequestException):
-            requests.post(f"{self.config.url('rasa')}/model/parse",
-                          headers=rasa_headers(self.config.rasa_jwt_secret),
-                          json={"text": "还款后为什么借不了"}, timeout=30)
+        warm_up(self.config.url("rasa"), self.config.rasa_jwt_secret)
 
     def stop(self) -> None:
         for service in reversed(self.started):
@@ -133,6 +169,8 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(service.process.pid, signal.SIGKILL)
                 service.process.wait(5)
+            if service.status_file is not None:
+                service.status_file.unlink(missing_ok=True)
         self.started.clear()
 
     @contextlib.contextmanager

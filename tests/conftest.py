@@ -124,7 +124,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Backend (seeded), desk, action server and Rasa, started for this test session only."""
+    """Backend (seeded), desk, action server, Rasa and the notifier, started for this test
+    session only, as ``python -m stack up`` runs them: the backend's outbox worker every 2 s,
+    the notifier reading its feed, no quiet hours in the sandbox (stack/config.py), so a test
+    that posts a repayment or ends a hold sees the notice in that borrower's chat."""
     var = tmp_path_factory.mktemp("stack")
     base = StackConfig.from_env()
     config = replace(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from common.texts import text as catalog_text
 
-from .. import auth, service
+from .. import auth, handoffs, service
 from ..auth import check_password, sign
 from ..config import DeskSettings
 from ..deps import (
@@ -133,11 +133,17 @@ def agent_queue(agent: CurrentAgent, session: DbSession) -> dict[str, Any]:
 @router.post("/api/agent/cases/{case_id}/claim")
 async def claim_case(case_id: int, agent: CurrentAgent, context: Context,
                      session: DbSession) -> dict[str, Any]:
-    case = service.claim(session, case_id, agent.id, utc_now())
+    # with the line "a person joined" in the conversation, stored in the claim's transaction
+    case, joined = handoffs.claim(session, case_id, agent.id, utc_now())
     summary = service.case_summary(case, service.agent_names(session))
     # the borrower's unanswered messages are the agent's now: never sent to the bot again
     context.turns.settle_unanswered(case.conversation_id)
+    session.close()
     await context.hub.to_agents({"type": "queue"})
+    await handoffs.tell(context.hub, summary["conversation_id"], agent.id, joined)
+    # the borrower sees who joined; everyone waiting behind them moves up
+    await handoffs.publish(context.hub, context.sessions, summary["conversation_id"],
+                           queue_moved=True)
     return summary
 
 
@@ -197,8 +203,11 @@ async def return_to_bot(case_id: int, body: ReturnToBot, agent: CurrentAgent, co
                         "The assistant did not take the conversation back; the case is "
                         "still yours. Try again in a moment.") from exc
     case = service.owned_case(session, case_id, agent.id)
-    service.end_case(session, case, "returned", utc_now(), body.note)
+    left = handoffs.end(session, case, "returned", utc_now(), body.note)
+    session.close()
     await context.hub.to_agents({"type": "queue"})
+    await handoffs.tell(context.hub, conversation_id, agent.id, left)
+    await handoffs.publish(context.hub, context.sessions, conversation_id)
     await context.turns.deliver_bot_messages(conversation_id, replies)
     return {"case_id": case_id, "status": "returned"}
 
@@ -207,9 +216,12 @@ async def return_to_bot(case_id: int, body: ReturnToBot, agent: CurrentAgent, co
 async def close_case(case_id: int, agent: CurrentAgent, context: Context,
                      session: DbSession) -> dict[str, Any]:
     case = service.owned_case(session, case_id, agent.id)
-    service.end_case(session, case, "closed", utc_now())
     conversation_id = case.conversation_id
+    left = handoffs.end(session, case, "closed", utc_now())
+    session.close()
     await context.hub.to_agents({"type": "queue"})
+    await handoffs.tell(context.hub, conversation_id, agent.id, left)
+    await handoffs.publish(context.hub, context.sessions, conversation_id)
     try:  # the bot answers again next time the borrower writes
         await context.rasa.append_events(conversation_id, [
             {"event": "resume"}, {"event": "slot", "name": "handoff_active", "value": False},
@@ -259,12 +271,16 @@ async def run_check(conversation_id: str, agent: CurrentAgent, context: Context,
                     conversation_id, exc)
         raise DeskError(502, "assistant_unavailable", "The assistant did not answer.") from exc
     case = service.open_case_for(session, conversation_id)
+    left = None
     if case is not None:
-        service.end_case(session, case, "returned", utc_now(), "eligibility check")
+        left = handoffs.end(session, case, "returned", utc_now(), "eligibility check")
     else:
         session.get(Conversation, conversation_id).owner = "bot"
         session.commit()
+    session.close()
     await context.hub.to_agents({"type": "queue"})
+    await handoffs.tell(context.hub, conversation_id, agent.id, left)
+    await handoffs.publish(context.hub, context.sessions, conversation_id)
     await context.turns.deliver_bot_messages(conversation_id, replies)
     return {"conversation_id": conversation_id, "owner": "bot"}
 

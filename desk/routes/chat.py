@@ -1,6 +1,7 @@
 """The borrower's chat socket: who is chatting comes from the app's signed token; every message
 is stored (with its turn ``pending``), acknowledged and echoed, then the assistant's turn runs
-(desk/turns.py). A frame the desk cannot use gets an error frame, and the socket goes on."""
+(desk/turns.py). A frame the desk cannot use gets an error frame, and the socket goes on.
+The answer to every ``hello`` carries the conversation's handoff state (desk/handoffs.py)."""
 
 import logging
 from typing import Any
@@ -8,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy import select
 
-from .. import auth, service
+from .. import auth, handoffs, service
 from ..auth import InvalidToken, verify
 from ..context import DeskContext
 from ..deps import Context
@@ -52,11 +53,13 @@ async def chat_socket(socket: WebSocket, context: Context) -> None:
     if len(hub.borrowers.get(conversation_id, ())) >= SOCKETS_PER_BORROWER:
         await socket.close(code=4429)  # too many open chats for one borrower
         return
-    hub.add_borrower(conversation_id, socket)
     try:
         await socket.send_json({"type": "session", "conversation_id": conversation_id,
                                 "borrower_id": borrower_id, "locale": locale,
                                 "max_chars": context.settings.max_message_chars})
+        # registered only now, so that no live frame reaches the page before its session frame
+        # (what it missed in between comes with the history that answers its ``hello``)
+        hub.add_borrower(conversation_id, socket)
         # turns a desk that stopped left behind run now, not only when the page resends
         context.turns.resume_conversation(conversation_id)
         while True:
@@ -94,7 +97,9 @@ async def handle_frame(context: DeskContext, socket: WebSocket, conversation_id:
         with context.sessions() as session:
             history = [service.message_dict(m) for m in
                        service.messages_after(session, conversation_id, after)]
-        await socket.send_json({"type": "history", "messages": history})
+            # where the handoff stands now: a reloaded page must not rely on live frames
+            state = handoffs.handoff_state(session, conversation_id)
+        await socket.send_json({"type": "history", "messages": history, "handoff": state})
     elif data.get("type") == "message":
         await handle_borrower_message(context, socket, conversation_id, data, borrower_id)
     else:

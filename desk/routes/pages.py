@@ -1,5 +1,5 @@
-"""The two pages (in-app chat, agent console), their static files and texts, and the health
-check."""
+"""The desk's pages (in-app chat, agent console, supervisors' insights), their static files
+and texts, and the health check."""
 
 import hashlib
 import json
@@ -42,6 +42,12 @@ def chat_page() -> FileResponse:
 @router.get("/console")
 def console_page() -> FileResponse:
     return FileResponse(STATIC / "console.html")
+
+
+@router.get("/console/insights")
+def insights_page() -> FileResponse:
+    """The insights page (supervisors: its API says who may read the figures)."""
+    return FileResponse(STATIC / "insights.html")
 
 
 @router.get("/texts/{lang}.json")

@@ -21,6 +21,13 @@
  * Every word on the page is a text of the catalog (page.chat.* in texts/<lang>.yml), loaded
  * by common.js before the page starts; t("key") is the text in the conversation's language.
  *
+ * The handoff state (the desk's "handoff" frames, and the "handoff" of every "history" frame,
+ * which answers each hello: a reloaded page starts from where the handoff stands): "bot",
+ * "waiting" (with the place in the queue, and the expected wait only when the desk can
+ * estimate it) or "agent" (with the agent's name). The header says who answers, a bar under it
+ * says the borrower waits for a person. A person joining, or leaving with the assistant back,
+ * is a system message the desk stores: it comes with the history, on any device.
+ *
  * For tests (and anyone watching the page): #message-list carries data-turn-sent, the id of
  * the last message sent from this page load that the desk stored, and data-turn-done, the
  * highest message id whose turn the desk has finished (its "turn_done" frame).
@@ -34,6 +41,9 @@
   var STATE_PREFIX = KEY_PREFIX + "state.";
   var MAX_CACHED = 300;
   var MAX_BACKOFF_MS = 15000;
+  var MAX_FAILED = 20;                           // refused messages kept on the page
+  // refusals that the same text would get again: it can only be edited
+  var FINAL_FOR_TEXT = { message_too_long: true, empty_message: true };
 
   var $ = Relend.$, el = Relend.el, fmt = Relend.fmt, load = Relend.load, save = Relend.save;
 
@@ -85,7 +95,8 @@
   function list(key) { return Relend.list(lang(), key); }
 
   function freshState() {
-    return { conversation_id: null, lastId: 0, messages: [], unacked: [], labels: {} };
+    return { conversation_id: null, lastId: 0, messages: [], unacked: [], labels: {},
+             handoff: null, failed: [] };
   }
   function stateKey() { return STATE_PREFIX + session.borrower_id; }
   function loadState() {
@@ -94,6 +105,9 @@
     s.unacked = Array.isArray(s.unacked) ? s.unacked : [];
     s.labels = s.labels && typeof s.labels === "object" ? s.labels : {};
     s.lastId = typeof s.lastId === "number" ? s.lastId : 0;
+    s.handoff = s.handoff && typeof s.handoff === "object" ? s.handoff : null;
+    delete s.notices;  // handoff lines kept here before the desk stored them (issue 12)
+    s.failed = Array.isArray(s.failed) ? s.failed.slice(-MAX_FAILED) : [];
     return s;
   }
   function persist() {
@@ -165,7 +179,9 @@
           el("span", { "class": "name" }, [
             el("span", { text: b.name }), el("span", { "class": "bid", text: b.borrower_id })
           ]),
-          el("span", { "class": "situation", text: b.situation })
+          // in the page's language when the catalog knows this demo borrower
+          el("span", { "class": "situation", text: Relend.has(lang(), "demo." + b.borrower_id)
+            ? t("demo." + b.borrower_id) : b.situation })
         ]),
         el("span", { "class": "chev", "aria-hidden": "true", text: "›" })
       ]);
@@ -207,6 +223,7 @@
     $("suggestions").innerHTML = "";
     $("who").textContent = "";
     $("who").removeAttribute("title");
+    $("handoff-bar").hidden = true;
     $("welcome-text").textContent = "";
     $("input").value = "";
     showBanner(null);
@@ -237,6 +254,7 @@
     renderedIds = {};
     pendingEls = {};
     state.messages.forEach(function (m) { insertRow(m); });
+    state.failed.forEach(function (u) { placeFailed(u); });
     state.unacked.forEach(function (u) { renderPending(u); });
     refreshQuickReplies();
     refreshStatus();
@@ -282,7 +300,15 @@
       row.appendChild(el("div", { "class": "avatar bot", "aria-hidden": "true", text: t("brand_mark") }));
       body.appendChild(el("div", { "class": "sender-label", text: t("bot") }));
     }
-    body.appendChild(el("div", { "class": "bubble", testid: "bubble", text: displayText(m) }));
+    // ids (an appeal's, a loan's) are never broken across lines
+    body.appendChild(el("div", { "class": "bubble", testid: "bubble" }, Relend.withIds(displayText(m))));
+    // a bot reply's picture of the borrower's situation, in the reply's own language (the
+    // text says the same in words)
+    var picture = m.sender === "bot" && m.attachment ? Relend.situationView(m.attachment) : null;
+    if (picture) {
+      row.classList.add("has-situation");
+      body.appendChild(picture);
+    }
     if (m.sender === "bot" && m.buttons && m.buttons.length) {
       var box = el("div", { "class": "quick-replies", testid: "quick-replies", "data-for": m.id });
       m.buttons.forEach(function (b) {
@@ -311,13 +337,52 @@
     var children = list.children;
     for (var i = 0; i < children.length; i++) {
       var node = children[i];
-      if (node.classList.contains("pending")) { before = node; break; }
-      var id = Number(node.getAttribute("data-id"));
-      if (id > m.id) { before = node; break; }
+      if (isOutbox(node)) { before = node; break; }
+      if (rowKey(node) > m.id) { before = node; break; }
     }
     list.insertBefore(row, before);
     renderedIds[m.id] = row;
     return true;
+  }
+
+  /** Where a row sorts: a message by its id, a failed message just after the one it followed. */
+  function rowKey(node) {
+    var after = node.getAttribute("data-after");
+    return after !== null ? Number(after) + 0.5 : Number(node.getAttribute("data-id"));
+  }
+
+  // ---------- the handoff ----------
+  function handoffState() { return state && state.handoff ? state.handoff.state : "bot"; }
+
+  /** The desk says where the handoff stands (the header and the waiting bar show it). A person
+   *  joining or leaving is a system message the desk stores in the conversation: replayed with
+   *  the history on any device, so nothing of it is kept here. */
+  function setHandoff(h) {
+    if (!h || typeof h !== "object" || ["bot", "waiting", "agent"].indexOf(h.state) < 0) return;
+    var minutes = h.expected_minutes;
+    state.handoff = { state: h.state, position: typeof h.position === "number" ? h.position : null,
+                      agent_name: h.agent_name || null,
+                      // the desk's estimate, only when it has one (never made up here)
+                      expected_minutes: typeof minutes === "number" && minutes >= 1 ? Math.round(minutes) : null };
+    persist();
+    refreshStatus();
+  }
+
+  /** The bar under the header while the borrower waits for a person. */
+  function refreshHandoffBar() {
+    var bar = $("handoff-bar");
+    var h = state && state.handoff;
+    var waiting = !!(h && h.state === "waiting");
+    bar.hidden = !waiting;
+    bar.setAttribute("data-state", h ? h.state : "bot");
+    if (!waiting) { bar.textContent = ""; return; }
+    var text = h.position === 1 ? t("waiting_next")
+      : h.position > 1 ? fmt(t("waiting_in_queue"), { n: h.position }) : t("waiting_note");
+    bar.textContent = text;
+    if (h.expected_minutes) {
+      bar.appendChild(el("span", { "class": "estimate", testid: "handoff-estimate",
+                                   text: fmt(t("waiting_estimate"), { n: h.expected_minutes }) }));
+    }
   }
 
   /** Why an unsent message is not sent yet, in words for the borrower (or null). */
@@ -343,7 +408,15 @@
       note ? el("div", { "class": "pending-note", testid: "pending-note", role: "status", text: note }) : null,
       el("div", { "class": "msg-meta" }, [
         el("span", { "class": "state" + (u.failed ? " failed" : u.held ? " held" : ""),
-                     testid: "pending-state", text: stateText })
+                     testid: "pending-state", text: stateText }),
+        // a refusal the same text would meet again (too long, empty) is for editing only; a
+        // button's payload is never edited
+        u.failed && !FINAL_FOR_TEXT[u.error && u.error.code] ? el("button", {
+          type: "button", "class": "link-btn", testid: "failed-retry", text: t("failed_retry"),
+          onclick: function () { retryFailed(u); } }) : null,
+        u.failed && !u.label ? el("button", {
+          type: "button", "class": "link-btn", testid: "failed-edit", text: t("failed_edit"),
+          onclick: function () { editFailed(u); } }) : null
       ])
     ])]);
   }
@@ -352,6 +425,47 @@
     var row = buildPending(u);
     $("message-list").appendChild(row);
     pendingEls[u.client_id] = row;
+  }
+
+  /** A row of the outbox (sending or waiting to be resent): after everything the desk stored.
+   *  A refused message is not: it stays where it was sent. */
+  function isOutbox(node) {
+    return node.classList.contains("pending") && !node.classList.contains("failed");
+  }
+
+  /** A refused message, where it was sent: after the message that was newest then. */
+  function placeFailed(u) {
+    var row = buildPending(u);
+    var after = typeof u.after === "number" ? u.after : 0;
+    row.setAttribute("data-after", String(after));
+    var list = $("message-list");
+    var before = null;
+    for (var i = 0; i < list.children.length; i++) {
+      var node = list.children[i];
+      if (isOutbox(node) || rowKey(node) > after + 0.5) { before = node; break; }
+    }
+    list.insertBefore(row, before);
+    pendingEls[u.client_id] = row;
+  }
+
+  /** Take a refused message back: off the page and out of what is stored. */
+  function forgetFailed(u) {
+    state.failed = state.failed.filter(function (x) { return x.client_id !== u.client_id; });
+    dropPending(u.client_id);
+    persist();
+  }
+
+  function retryFailed(u) {
+    forgetFailed(u);
+    sendText(u.text, u.label);
+  }
+
+  function editFailed(u) {
+    forgetFailed(u);
+    var input = $("input");
+    input.value = u.text;
+    autosize();
+    input.focus();
   }
 
   /** Redraw an unsent message where it is (keeps the order of several unsent ones). */
@@ -381,7 +495,8 @@
     if (!known) {
       var entry = {
         id: m.id, sender: m.sender, agent_name: m.agent_name || null, text: m.text,
-        buttons: m.buttons || [], client_id: m.client_id || null, at: m.at
+        buttons: m.buttons || [], client_id: m.client_id || null, at: m.at,
+        attachment: m.sender === "bot" && m.attachment ? m.attachment : null
       };
       var idx = state.messages.length;
       while (idx > 0 && state.messages[idx - 1].id > m.id) idx--;
@@ -428,22 +543,26 @@
     });
   }
 
+  /** The header says who answers now: the assistant, a person (by name), or that the
+   *  borrower waits for one (from the desk's handoff state, never from the last message). */
   function refreshStatus() {
     var dot = $("status-dot");
     var text = $("status-text");
+    var h = state && state.handoff;
+    $("chat-status").setAttribute("data-state", socketReady ? handoffState() : "offline");
+    refreshHandoffBar();
     if (!socketReady) {
       dot.className = "dot off";
       text.textContent = t("connecting");
       return;
     }
-    var last = null;
-    for (var i = state.messages.length - 1; i >= 0; i--) {
-      var s = state.messages[i].sender;
-      if (s === "bot" || s === "agent") { last = state.messages[i]; break; }
-    }
-    if (last && last.sender === "agent") {
+    if (h && h.state === "agent") {
       dot.className = "dot human";
-      text.textContent = fmt(t("human_online"), { name: agentDisplayName(last.agent_name, lang()) });
+      text.textContent = h.agent_name ? fmt(t("human_online"), { name: agentDisplayName(h.agent_name, lang()) })
+        : t("human_online_anon");
+    } else if (h && h.state === "waiting") {
+      dot.className = "dot waiting";
+      text.textContent = h.position ? fmt(t("waiting_status_position"), { n: h.position }) : t("waiting_status");
     } else {
       dot.className = "dot";
       text.textContent = t("online");
@@ -497,7 +616,9 @@
   function sendText(text, label) {
     text = String(text || "").trim();
     if (!text) return;
-    var u = { client_id: newClientId(), text: text, label: label || null, at: new Date().toISOString() };
+    // `after`: the newest message shown when it was sent (where it stays if it is refused)
+    var u = { client_id: newClientId(), text: text, label: label || null, at: new Date().toISOString(),
+              after: state.lastId };
     sentHere[u.client_id] = true;
     state.unacked.push(u);
     if (label) state.labels[u.client_id] = label;
@@ -640,6 +761,7 @@
         break;
       case "history":
         (data.messages || []).forEach(accept);
+        if (data.handoff) setHandoff(data.handoff);
         afterChange(true);
         syncWaiters.splice(0).forEach(function (done) { done(); });
         break;
@@ -652,6 +774,9 @@
         break;
       case "typing":
         setTyping(!!data.on);
+        break;
+      case "handoff":  // who answers now changed (or the place in the queue did)
+        setHandoff(data);
         break;
       case "turn_done":  // the desk has nothing more to say to that message
         setTyping(false);
@@ -706,7 +831,11 @@
     u.failed = true;
     u.held = false;
     u.error = { code: data.code || "error", limit: data.limit || null };
-    renderPending(u);  // shown as not sent, with the reason on the bubble; never resent
+    // shown as not sent, with the reason, where it was sent (not below newer replies); never
+    // resent by itself: the borrower may send it again or edit it
+    state.failed.push(u);
+    if (state.failed.length > MAX_FAILED) state.failed = state.failed.slice(-MAX_FAILED);
+    placeFailed(u);
     persist();
     var msg = pendingNote(u);
     showBanner(msg, "error");
@@ -740,6 +869,7 @@
       chosenLocale = b.getAttribute("data-locale");
       save(LOCALE_KEY, chosenLocale);
       applyText();
+      if (borrowers && !$("picker").hidden) renderBorrowers();  // their lines, in this language
     });
   });
   $("composer").addEventListener("submit", onSubmit);
@@ -764,6 +894,7 @@
     dropConnection: function () { if (socket) socket.close(4000, "dropped"); },
     connected: function () { return socketReady; },
     lastId: function () { return state ? state.lastId : 0; },
+    handoff: function () { return handoffState(); },
     /** Resolves once the desk has answered a fresh "hello": every frame it sent before that
      *  (e.g. the bot's replies after an agent handed back) has been handled by then. */
     sync: function () {

@@ -69,6 +69,7 @@
   if (session && (!session.token || !session.agent)) session = null;
   var queue = [];
   var current = null;                      // case detail
+  var alertRender = null;                  // the case alert, said again in the console's language
   var seen = {};                           // message ids in the open transcript
   var payloadTitles = {};                  // quick-reply payload -> title (open case)
   var canned = [];
@@ -364,6 +365,7 @@
     $("me-role").textContent = session ? t("role." + (sup ? "supervisor" : "agent")) : "";
     $("me-role").setAttribute("data-role", sup ? "supervisor" : "agent");
     $("canned-add").hidden = !sup;
+    $("insights-link").hidden = !sup;  // the lender's insights (insights.html): supervisors
     if (!sup) { $("canned-form").hidden = true; editingCanned = null; confirmingDelete = null; }
   }
 
@@ -394,6 +396,7 @@
       try { data = JSON.parse(ev.data); } catch (e) { return; }
       if (data.type === "queue") loadQueue();
       else if (data.type === "message") onLiveMessage(data);  // only for cases we have claimed
+      else if (data.type === "case_context") onCaseContext(data.case_id);  // the bot checked again
     };
     ws.onclose = function (ev) {
       if (ws !== socket) return;
@@ -471,7 +474,8 @@
                        text: relTime(c.waiting_since) })
         ]),
         el("div", { "class": "row2" }, [
-          c.primary_reason ? el("span", { "class": "tag code", testid: "queue-primary-reason", text: c.primary_reason }) : null,
+          c.primary_reason ? el("span", { "class": "tag code", testid: "queue-primary-reason", title: c.primary_reason,
+                                           "data-code": c.primary_reason, text: codeLabel(c.primary_reason) }) : null,
           el("span", { "class": "tag lang", text: langName(c.language) })
         ]),
         el("div", { "class": "row3" }, [
@@ -495,7 +499,15 @@
       return;
     }
     if (q.status !== current.status || q.claimed_by !== current.claimed_by) {
-      // claimed by someone else meanwhile: the detail may no longer be ours to see
+      // claimed by someone else meanwhile: no "claim" button any more, say who has it (the
+      // detail may no longer be ours to see: reloading it shows the "not yours" panel then)
+      if (q.status === "claimed" && q.claimed_by !== session.agent.name) {
+        current.status = q.status;
+        current.claimed_by = q.claimed_by;
+        renderCaseHead();
+        var taker = q.claimed_by || "?";
+        alertOf(function () { return fmt(t("case_taken"), { name: taker }); }, "info");
+      }
       reloadCase(false);
       return;
     }
@@ -515,10 +527,16 @@
         // someone was faster: show who (a supervisor still sees the case; others get the
         // "not yours" panel, which names the claimer from the queue)
         return loadQueue().then(function () { return openCase(caseId); }).then(function () {
-          if (!current || current.case_id !== caseId) return;
+          if (!current || current.case_id !== caseId) {
+            // not ours to read now: the panel names the claimer; say why the claim failed too
+            var taker = claimerFromQueue(caseId);
+            toast(fmt(t("already_claimed"), { who: taker ? fmt(t("claimed_by_suffix"), { name: taker }) : "" }), "error");
+            return;
+          }
           var name = current.claimed_by || claimerFromQueue(caseId);
-          var who = name ? fmt(t("claimed_by_suffix"), { name: name }) : "";
-          showAlert(fmt(t("already_claimed"), { who: who }), "error");
+          alertOf(function () {
+            return fmt(t("already_claimed"), { who: name ? fmt(t("claimed_by_suffix"), { name: name }) : "" });
+          }, "error");
         });
       }
       if (e.status === 401) return;
@@ -557,9 +575,11 @@
     var id = current.case_id;
     return api("GET", "/api/agent/cases/" + id).then(function (detail) {
       if (!current || current.case_id !== id) return;
+      var contextChanged = JSON.stringify(current.context) !== JSON.stringify(detail.context);
       current = detail;
       if (full) renderCase(true);
       else {
+        if (contextChanged) renderContext();  // the bot checked the account again
         renderCaseHead();
         (detail.messages || []).forEach(function (m) { appendMessage(m); });
         renderNotes();
@@ -621,7 +641,8 @@
     $("case-sub").textContent = "#" + c.case_id + " · " + langName(c.language) + " · " + reasonLabel(c.reason) +
       " · " + t("waiting_since") + " " + relTime(c.waiting_since);
     var mine = isMine();
-    $("claim-btn").hidden = !isOpen() || mine;
+    $("claim-btn").hidden = c.status !== "waiting";  // a case someone took is not claimable
+    if (!mine || $("close-btn").getAttribute("data-confirm") !== String(c.case_id)) cancelCloseConfirm();
     $("claim-btn").className = "btn " + (c.status === "waiting" ? "primary" : "");
     $("return-btn").hidden = !mine;
     $("close-btn").hidden = !mine;
@@ -639,12 +660,26 @@
     $("notes-locked").hidden = mine;
   }
 
-  function showAlert(text, kind) {
+  /** An alert from a text of the catalog with fields filled in: ``render`` says it in the
+   *  console's current language (its key and values), so switching the language says it again
+   *  -- "王磊 Wang Lei 已接手该会话。" does not stay Chinese. */
+  function alertOf(render, kind) {
+    showAlert(render(), kind, render);
+  }
+
+  function showAlert(text, kind, render) {
     var a = $("case-alert");
+    alertRender = text && render ? render : null;  // how to say it again in another language
+    // the alert takes its room from the transcript: what the agent was reading stays in view
+    // (the newest message when they were at the end, else the same first line)
+    var box = $("transcript");
+    var atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
+    var firstVisible = box.scrollTop;
     a.hidden = !text;
     a.textContent = text || "";
     a.className = "case-alert" + (kind && kind !== "error" ? " " + kind : "");
     a.setAttribute("data-kind", kind || "error");
+    box.scrollTop = atEnd ? box.scrollHeight : firstVisible;
   }
 
   function appendMessage(m) {
@@ -668,8 +703,8 @@
                          "data-sender": m.sender, "data-id": m.id }, [
         el("div", { "class": "t-msg" }, [
           el("div", { "class": "t-label" }, [el("span", { text: label }), el("span", { text: absTime(m.at).slice(11) })]),
-          el("div", { "class": "t-bubble", testid: "t-text", text: viaButton ? payloadTitles[text] : text }),
-          viaButton ? el("div", { "class": "t-label" }, [el("span", { "class": "mono", text: t("quick_reply") + " " + text })]) : null,
+          el("div", { "class": "t-bubble", testid: "t-text" }, Relend.withIds(viaButton ? payloadTitles[text] : shownText(text))),
+          viaButton ? el("div", { "class": "t-label" }, [el("span", { title: text, text: t("quick_reply") })]) : null,
           m.buttons && m.buttons.length ? el("div", { "class": "t-buttons" }, m.buttons.map(function (b) {
             return el("span", { text: b.title });
           })) : null
@@ -687,11 +722,95 @@
     if (near || m.sender === "agent") box.scrollTop = box.scrollHeight;
   }
 
+  /** The bot checked the account again for a case: the queue (its primary reason) and, if it is
+   *  the open one, the context panel show the new decision. The frame carries no content. */
+  function onCaseContext(caseId) {
+    loadQueue();
+    if (current && current.case_id === caseId) reloadCase(false);
+  }
+
+  /** A borrower's message as the agent reads it: a button's payload ("/request_human") by
+   *  the button's title, or else by what it asks for; anything else as it is. */
+  function shownText(text) {
+    if (!text || text.charAt(0) !== "/") return text;
+    if (payloadTitles[text]) return payloadTitles[text];
+    var intent = text.slice(1).split("{")[0];
+    return has("topic." + intent) ? fmt(t("quick_reply_for"), { what: topicLabel(intent) }) : text;
+  }
+
+  /** The open transcript again, in the console's language now (labels are drawn once). */
+  function redrawTranscript() {
+    var box = $("transcript");
+    var atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 160;
+    var top = box.scrollTop;
+    box.innerHTML = "";
+    seen = {};
+    payloadTitles = {};
+    (current.messages || []).forEach(function (m) { appendMessage(m); });
+    liveBuffer.forEach(function (m) { if (m.conversation_id === current.conversation_id) appendMessage(m); });
+    box.scrollTop = atEnd ? box.scrollHeight : top;
+  }
+
   function onLiveMessage(m) {
     if (!m || typeof m.id !== "number") return;
     liveBuffer.push(m);
     if (liveBuffer.length > 100) liveBuffer = liveBuffer.slice(-100);
     if (current && m.conversation_id === current.conversation_id) appendMessage(m);
+  }
+
+  // ---------- labels and pictures for the context panel ----------
+  /* A decision's codes, detail names and values in words (page.console.code.*, detail.*,
+   * value.*, factor.*, topic.*); a code this catalog does not know yet shows as it is. */
+  var MONEY_DETAILS = { amount: true, amount_in_use: true, limit_before_closing: true,
+                        previous_limit: true, new_limit: true, outstanding: true, principal: true };
+  function codeLabel(code) { return has("code." + code) ? t("code." + code) : code || "—"; }
+  function topicLabel(intent) { return has("topic." + intent) ? t("topic." + intent) : intent; }
+  function detailLabel(key) { return has("detail." + key) ? t("detail." + key) : key; }
+  function valueLabel(v) { return has("value." + v) ? t("value." + v) : v; }
+  function factorText(f) {
+    if (!f || typeof f !== "object") return String(f);
+    var code = f.factor || f.code;
+    if (!has("factor." + code)) return code || JSON.stringify(f);
+    return fmt(t("factor." + code), { count: f.count, days: f.window_days || f.inactive_days,
+      percent: typeof f.ratio === "number" ? Math.round(f.ratio * 100) : "", last: f.last_at ? absTime(f.last_at).slice(0, 10) : "" });
+  }
+  /** One detail of a reason, as an agent reads it: amounts as money, moments as times, codes
+   *  in words, loans and repayments in a line each. */
+  function detailText(key, v, currency) {
+    if (v === null || v === undefined || v === "") return "—";
+    if (MONEY_DETAILS[key] && typeof v === "number") return money(v, currency);
+    if (typeof v === "boolean") return v ? t("yes") : t("no");
+    if (typeof v === "number") return String(v);
+    if (typeof v === "string") return /^\d{4}-\d\d-\d\dT/.test(v) ? absTime(v) : valueLabel(v);
+    if (Array.isArray(v)) {
+      if (!v.length) return t("none");
+      return v.map(function (x) {
+        if (!x || typeof x !== "object") return String(x);
+        if (x.factor) return factorText(x);
+        if (x.instalments_total !== undefined) {
+          return fmt(t("loan_line"), { loan_id: x.loan_id, paid: x.instalments_paid, total: x.instalments_total,
+                                       outstanding: money(x.outstanding, currency) });
+        }
+        if (x.repayment_id || x.paid_at) {
+          return fmt(t("repayment_line"), { amount: money(x.amount, currency), loan_id: x.loan_id || "—",
+                                            paid: absTime(x.paid_at) });
+        }
+        return x.code || x.id || x.incident_id || JSON.stringify(x);
+      }).join(t("list_separator"));
+    }
+    return Object.keys(v).map(function (k) { return detailLabel(k) + " " + detailText(k, v[k], currency); }).join(t("list_separator"));
+  }
+  /** The window of reason `r` of decision `d` (now marked), when the decision gives both its
+   *  ends; else nothing. */
+  function reasonPicture(d, r) {
+    var s = Relend.situationOf(d, r, new Date().toISOString(), uiLang);
+    return s && s.timeline ? Relend.situationView(s, uiLang, "timeline") : null;
+  }
+  /** The limit in use versus available, under the decision's figures, when part of it is not
+   *  available. */
+  function limitPicture(d) {
+    var s = Relend.situationOf(d, null, new Date().toISOString(), uiLang);
+    return s && s.limit ? Relend.situationView(s, uiLang, "limit") : null;
   }
 
   // ---------- context panel ----------
@@ -706,17 +825,6 @@
       dl.appendChild(dd);
     });
     return dl;
-  }
-
-  function detailValue(v) {
-    if (v === null || v === undefined) return "—";
-    if (typeof v === "boolean") return v ? t("yes") : t("no");
-    if (typeof v === "number") return String(v);
-    if (typeof v === "string") return /^\d{4}-\d\d-\d\dT/.test(v) ? absTime(v) : v;
-    if (Array.isArray(v)) {
-      return v.map(function (x) { return typeof x === "object" && x ? (x.code || x.factor || JSON.stringify(x)) : String(x); }).join(", ");
-    }
-    return Object.keys(v).map(function (k) { return k + "=" + detailValue(v[k]); }).join(", ");
   }
 
   function renderContext() {
@@ -737,7 +845,7 @@
     box.appendChild(el("div", { "class": "ctx-block" }, [
       el("div", { "class": "label", text: t("topics") }),
       el("div", { "class": "chips", testid: "ctx-topics" }, topics.length ? topics.map(function (x) {
-        return el("span", { "class": "tag topic", text: x });
+        return el("span", { "class": "tag topic", title: x, "data-code": x, text: topicLabel(x) });
       }) : [el("span", { "class": "muted small-text", text: t("none") })])
     ]));
 
@@ -755,22 +863,24 @@
                            el("div", { "class": "cap", text: t("available") })]),
           el("div", null, [el("div", { "class": "num", testid: "ctx-total", text: money(d.total_limit, d.currency) }),
                            el("div", { "class": "cap", text: t("total") })])
-        ])
+        ]),
+        limitPicture(d)
       ]);
       (d.reasons || []).forEach(function (r) {
         var details = r.details || {};
         var items = Object.keys(details).map(function (k) {
-          return el("li", null, [el("span", { "class": "k", text: k }), el("span", { "class": "v", text: detailValue(details[k]) })]);
+          return el("li", { "data-key": k }, [el("span", { "class": "k", text: detailLabel(k) }), el("span", { "class": "v", text: detailText(k, details[k], d.currency) })]);
         });
         if (r.retry_after) items.push(el("li", null, [el("span", { "class": "k", text: t("retry_after") }), el("span", { "class": "v", text: absTime(r.retry_after) })]));
         if (r.next_review_at) items.push(el("li", null, [el("span", { "class": "k", text: t("next_review") }), el("span", { "class": "v", text: absTime(r.next_review_at) })]));
         card.appendChild(el("div", { "class": "reason", testid: "ctx-reason-code", "data-code": r.code }, [
           el("div", { "class": "code-line" }, [
-            el("span", { "class": "code", text: r.code }),
+            el("span", { "class": "code", title: r.code, text: codeLabel(r.code) }),
             r.blocking ? el("span", { "class": "tag blocking", text: t("blocking") }) : null,
             r.appealable ? el("span", { "class": "tag appealable", text: t("appealable") }) : null
           ]),
-          items.length ? el("ul", { "class": "details", testid: "ctx-reason-details" }, items) : null
+          items.length ? el("ul", { "class": "details", testid: "ctx-reason-details" }, items) : null,
+          reasonPicture(d, r)
         ]));
       });
       if (d.decision_id) card.appendChild(el("div", { "class": "muted small-text decision-id" }, [t("decision_id") + " ", el("span", { "class": "mono", text: d.decision_id })]));
@@ -788,6 +898,26 @@
       }) : [el("span", { "class": "muted small-text", text: t("none") })])
     ]));
 
+    // what changed in the account while a person has the case (desk/notices.py: the bot did
+    // not tell the borrower): the kind in the console's language, when, and the text with the
+    // backend's figures, in the case's language (what the borrower would have read)
+    var notices = Array.isArray(ctx.notices) ? ctx.notices : [];
+    if (notices.length) {
+      box.appendChild(el("div", { "class": "ctx-block" }, [
+        el("div", { "class": "label", text: t("notices") }),
+        el("ol", { "class": "ctx-notices", testid: "ctx-notices" }, notices.slice().reverse().map(function (n) {
+          var kind = has("notice_kind." + n.kind) ? t("notice_kind." + n.kind) : t("notice_kind_other");
+          return el("li", { testid: "ctx-notice", "data-kind": n.kind || "" }, [
+            el("div", { "class": "notice-head" }, [
+              el("strong", { testid: "ctx-notice-kind", text: kind }),
+              el("span", { "class": "muted small-text", testid: "ctx-notice-at", text: absTime(n.at) })
+            ]),
+            el("div", { "class": "notice-text", testid: "ctx-notice-text", text: n.text || "" })
+          ]);
+        }))
+      ]));
+    }
+
     if (ctx.unfiled_appeal_statement) {
       box.appendChild(el("div", { "class": "ctx-block" }, [
         el("div", { "class": "label", text: t("unfiled") }),
@@ -799,7 +929,8 @@
       box.appendChild(el("details", { "class": "bot-transcript", testid: "ctx-transcript" }, [
         el("summary", { text: fmt(t("bot_transcript"), { n: tr.length }) }),
         el("ol", null, tr.map(function (line) {
-          return el("li", null, [el("strong", { text: fmt(t("transcript_who"), { who: line.sender === "borrower" ? t("borrower_label") : t("bot_label") }) }), line.text || ""]);
+          return el("li", null, [el("strong", { text: fmt(t("transcript_who"), { who: line.sender === "borrower" ? t("borrower_label") : t("bot_label") }) })]
+            .concat(Relend.withIds(shownText(line.text || ""))));
         }))
       ]));
     }
@@ -877,7 +1008,36 @@
       reloadCase(false);
     }).then(function () { button.disabled = false; });
   }
+  var closeConfirmTimer = null;
+  /** Back from "confirm close?" to the plain "close" button. */
+  function cancelCloseConfirm() {
+    clearTimeout(closeConfirmTimer);
+    closeConfirmTimer = null;
+    var b = $("close-btn");
+    if (!b.hasAttribute("data-confirm")) return;
+    b.removeAttribute("data-confirm");
+    b.setAttribute("data-i18n", "close_case");
+    b.textContent = t("close_case");
+    if ($("case-alert").textContent === t("close_confirm_hint")) showAlert(null);
+  }
   function onClose() {
+    var b = $("close-btn");
+    if (b.getAttribute("data-confirm") !== String(current.case_id)) {
+      // ending the conversation cannot be undone: the first click asks, the second closes
+      // (the question belongs to this case: another case starts from the plain button)
+      b.setAttribute("data-confirm", String(current.case_id));
+      b.setAttribute("data-i18n", "close_confirm");
+      b.textContent = t("close_confirm");
+      showAlert(t("close_confirm_hint"), "info");
+      clearTimeout(closeConfirmTimer);
+      closeConfirmTimer = setTimeout(cancelCloseConfirm, 8000);  // not confirmed: as before
+      return;
+    }
+    clearTimeout(closeConfirmTimer);
+    closeConfirmTimer = null;
+    b.removeAttribute("data-confirm");
+    b.setAttribute("data-i18n", "close_case");
+    b.textContent = t("close_case");
     var id = current.case_id;
     api("POST", "/api/agent/cases/" + id + "/close").then(function () {
       return reloadCase(false).then(function () { showAlert(t("closed_ok"), "info"); loadQueue(); });
@@ -1044,13 +1204,20 @@
   });
   document.querySelectorAll("[data-ui-lang]").forEach(function (b) {
     b.addEventListener("click", function () {
+      var before = uiLang;
       uiLang = b.getAttribute("data-ui-lang");
       save(LANG_KEY, uiLang);
       applyText();
+      // the case's alert too: one with fields from its key and values, else when it is a
+      // whole text of the catalog (one without fields)
+      var alertKey = Relend.keyOf(before, $("case-alert").textContent);
+      if ($("case-alert").hidden) { /* nothing shown */ }
+      else if (alertRender) $("case-alert").textContent = alertRender();
+      else if (alertKey) $("case-alert").textContent = t(alertKey);
       if (session && !$("workspace").hidden) {
         applyRole();
         renderQueue();
-        if (current) { renderCaseHead(); renderContext(); renderCanned(); }
+        if (current) { renderCaseHead(); renderContext(); renderCanned(); redrawTranscript(); }
       }
     });
   });

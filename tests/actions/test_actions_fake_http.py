@@ -127,14 +127,15 @@ def test_another_account_on_the_channel_forgets_the_previous_one(make_tracker, r
 
 
 @pytest.mark.parametrize(("locale", "text", "previous", "expected"), [
-    ("en-US", "为什么借不了", "zh", "en"),
+    ("en-US", "为什么借不了", "zh", None),  # a Chinese message on an English phone: stays zh
+    ("zh-CN", "why can't I borrow", "zh", "en"),  # an English message on a Chinese phone
     (None, "为什么借不了", "en", "zh"),
     (None, "why can't I borrow", "zh", "en"),
     (None, "123456", "en", None),  # digits: no change
     (None, "/request_human", "en", None),  # a button payload: no change
 ])
-def test_the_language_slot_follows_locale_then_text(make_tracker, run, locale, text, previous,
-                                                    expected) -> None:
+def test_the_language_slot_follows_the_message_not_the_locale(make_tracker, run, locale, text,
+                                                              previous, expected) -> None:
     metadata = {"borrower_id": "demo-posting", **({"locale": locale} if locale else {})}
     tracker = make_tracker(text, metadata=metadata, borrower="demo-posting", lang=previous)
     assert run(ReadChannelContext(), tracker).slots.get("language") == expected

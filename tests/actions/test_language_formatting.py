@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from actions.formatting import duration, join, money, parse_time, when
+from actions.formatting import duration, join, money, when
 from actions.language import choose, from_locale, from_text
+from common.moments import parse_moment
 
 NOON_SHANGHAI = datetime(2026, 3, 10, 4, 0, tzinfo=timezone.utc)  # Tue 10 Mar, 12:00 in Shanghai
 LATE_SHANGHAI = datetime(2026, 3, 10, 15, 59, tzinfo=timezone.utc)  # Tue 10 Mar, 23:59 in Shanghai
@@ -17,12 +18,15 @@ LATE_SHANGHAI = datetime(2026, 3, 10, 15, 59, tzinfo=timezone.utc)  # Tue 10 Mar
 
 
 @pytest.mark.parametrize(("locale", "text", "previous", "expected"), [
-    ("en-US", "为什么还款了还借不了", "zh", "en"),  # the app's locale wins over the text
-    ("zh_CN", "why can't I borrow", "en", "zh"),
-    ("EN", "", None, "en"),
-    ("zh-Hans-CN", "hello", "en", "zh"),
+    ("en-US", "为什么还款了还借不了", "en", "zh"),  # the message's language wins over the app's
+    ("zh_CN", "why can't I borrow", "zh", "en"),
+    ("zh-Hans-CN", "hello", "zh", "en"),
+    ("EN", "", None, "en"),  # nothing said, no conversation yet: the app's locale
+    ("zh-CN", "12345", None, "zh"),
+    ("en-GB", "👍", "zh", "zh"),  # nothing said: the conversation's language stays
 ])
-def test_the_apps_locale_wins(locale: str, text: str, previous: str | None, expected: str) -> None:
+def test_the_messages_language_then_the_conversations_then_the_apps(
+        locale: str, text: str, previous: str | None, expected: str) -> None:
     assert choose(locale, text, previous) == expected
 
 
@@ -136,7 +140,7 @@ def test_when_copes_with_missing_naive_and_odd_values() -> None:
     assert when("2026-03-10T06:00:00Z", "en", None, NOON_SHANGHAI) == "today at 14:00"
     assert when(datetime(2026, 3, 10, 6, 0, tzinfo=timezone.utc), "zh", "Asia/Shanghai",
                 NOON_SHANGHAI) == "今天 14:00"
-    assert parse_time("2026-03-10T06:00:00+08:00") == datetime(2026, 3, 9, 22, 0,
+    assert parse_moment("2026-03-10T06:00:00+08:00") == datetime(2026, 3, 9, 22, 0,
                                                                tzinfo=timezone.utc)
 
 

@@ -71,7 +71,9 @@ def test_borrower_agent_round_trip(new_page, desk_url, shots):
     item.wait_for()
     assert item.get_attribute("data-status") == "waiting"
     assert item.get_by_test_id("queue-since").inner_text().strip()
-    assert item.get_by_test_id("queue-primary-reason").inner_text() == "RISK_REVIEW_NOT_PASSED"
+    # the reason in words (the code stays in its title)
+    assert item.get_by_test_id("queue-primary-reason").get_attribute("title") == \
+        "RISK_REVIEW_NOT_PASSED"
     console.screenshot(path=str(shots / "console-queue.png"))
     item.get_by_test_id("queue-claim").click()
     console.get_by_test_id("return-button").wait_for()
@@ -82,7 +84,7 @@ def test_borrower_agent_round_trip(new_page, desk_url, shots):
     assert console.get_by_test_id("ctx-eligible").get_attribute("data-eligible") == "false"
     reason = console.locator("[data-testid=ctx-reason-code][data-code=RISK_REVIEW_NOT_PASSED]")
     assert reason.is_visible()
-    assert "reviewed_at" in reason.inner_text()
+    assert "评估时间" in reason.inner_text()  # reviewed_at, in words
     assert appeal_id in console.get_by_test_id("ctx-appeal-ids").inner_text()
     assert console.get_by_test_id("ctx-available").inner_text().startswith("¥")
     transcript = console.get_by_test_id("transcript").inner_text()
@@ -212,10 +214,11 @@ def test_english_chat_and_claim_conflict(new_page, desk_url, shots):
     claimed = requests.post(f"{desk_url}/api/agent/cases/{case_id}/claim",
                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert claimed.status_code == 200
-    console.get_by_test_id("claim-button").click()
+    # the console hears of it: no "claim" button any more, and who took it
+    console.get_by_test_id("claim-button").wait_for(state="hidden")
     alert = console.get_by_test_id("case-alert")
     alert.wait_for()
-    assert "其他客服" in alert.inner_text() and "王磊" in alert.inner_text()
+    assert "王磊" in alert.inner_text()
     assert console.get_by_test_id("reply-input").is_disabled()
     console.screenshot(path=str(shots / "console-claim-conflict.png"))
 
@@ -235,6 +238,7 @@ def test_english_chat_and_claim_conflict(new_page, desk_url, shots):
     assert label.locator(".tag").inner_text() == "Human"  # a person, then only the name
     assert label.inner_text() == "HumanWang Lei"
     other.get_by_test_id("close-button").click()
+    other.get_by_test_id("close-button").click()  # the second click confirms
     other.locator("[data-testid=case-status][data-status=closed]").wait_for()
     chat.screenshot(path=str(shots / "chat-english.png"))
 
@@ -299,6 +303,7 @@ def test_canned_replies_and_lookup_run_check(new_page, desk_url, shots):
                                                timeout=10).json()["replies"]]
     assert "新增 Added" in titles and "改过 Edited" not in titles
     console.get_by_test_id("close-button").click()
+    console.get_by_test_id("close-button").click()  # the second click confirms
     console.locator("[data-testid=case-status][data-status=closed]").wait_for()
 
 

@@ -224,6 +224,7 @@ def test_only_supervisors_edit_canned_replies_and_cases_stay_with_their_agent(ne
     supervisor.get_by_test_id("note-add").click()
     supervisor.get_by_test_id("note").filter(has_text="角色测试备注").wait_for()
     supervisor.get_by_test_id("close-button").click()
+    supervisor.get_by_test_id("close-button").click()  # the second click confirms
     supervisor.locator("[data-testid=case-status][data-status=closed]").wait_for()
 
 

@@ -264,7 +264,8 @@ class FakeRasa:
 
     def _tracker(self, sender: str, params: dict[str, str]) -> dict[str, Any]:
         events = self.trackers.get(sender, [])
-        return {"sender_id": sender, "paused": self.paused(events),
+        slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+        return {"sender_id": sender, "paused": self.paused(events), "slots": slots,
                 "latest_action_name": self.latest_action(events),
                 "events": None if params.get("include_events") == "NONE" else list(events)}
 
@@ -326,6 +327,8 @@ class Chat:
 
     def __init__(self, socket: WebSocketTestSession) -> None:
         self.socket = socket
+        # the handoff states the desk pushed (desk/handoffs.py), set aside by ``recv``
+        self.handoff_frames: list[dict[str, Any]] = []
         self.session = socket.receive_json()
         assert self.session["type"] == "session", self.session
         self.conversation_id: str = self.session["conversation_id"]
@@ -334,7 +337,10 @@ class Chat:
         self.socket.send_json(frame)
 
     def recv(self) -> dict[str, Any]:
-        return self.socket.receive_json()
+        """The next frame but ``handoff`` ones, which go to ``handoff_frames``."""
+        while (frame := self.socket.receive_json()).get("type") == "handoff":
+            self.handoff_frames.append(frame)
+        return frame
 
     def message(self, text: str, client_id: str | None = None, **extra: Any) -> dict[str, Any]:
         """Send a borrower message; return its ack (the echo to the borrower is read too)."""

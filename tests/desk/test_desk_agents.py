@@ -15,6 +15,7 @@ from desk_support import (
     error_code,
     hand_off,
     ownership,
+    subprotocols,
 )
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,18 +36,30 @@ def case_id(client: TestClient, chat: Chat) -> int:
     return response.json()["case_id"]
 
 
+# the lines a person joining or leaving leaves in the conversation (desk/handoffs.py, issue 12)
+JOINED = ("system", "人工客服 李娜 已加入对话")
+LEFT = ("system", "人工客服已结束服务，智能助手继续为您服务")
+
+
+def said(frame: dict) -> tuple[str, str]:
+    return frame["sender"], frame["text"]
+
+
 @pytest.fixture
-def claimed(agents: list[AgentApi], case_id: int) -> int:
-    """The waiting case, claimed by the first agent."""
+def claimed(agents: list[AgentApi], case_id: int, chat: Chat) -> int:
+    """The waiting case, claimed by the first agent (its borrower has read who joined)."""
     assert agents[0].claim(case_id).status_code == 200
+    assert said(chat.recv()) == JOINED
     return case_id
 
 
-def resume_events(note: str | None, language: str = "zh") -> list[dict]:
+def resume_events(note: str | None, language: str | None = "zh") -> list[dict]:
+    """What the desk appends before the bot speaks again; no language slot when the assistant
+    already knows the borrower's (``None``)."""
     return [{"event": "resume"},
             {"event": "slot", "name": "handoff_active", "value": False},
             {"event": "slot", "name": "borrower_id", "value": "b-1001"},
-            {"event": "slot", "name": "language", "value": language},
+            *([{"event": "slot", "name": "language", "value": language}] if language else []),
             {"event": "slot", "name": "agent_note", "value": note}]
 
 
@@ -102,6 +115,7 @@ def test_acting_on_a_case_you_do_not_own_is_refused(
     assert agents[0].case(case_id)["status"] == "claimed"
     assert ownership(client, chat.conversation_id)["owner"] == "agent"
     assert fake_rasa.calls == []
+    assert said(chat.recv()) == JOINED  # agents[0] joined; nothing else reached the borrower
     chat.assert_quiet()
 
 
@@ -148,7 +162,7 @@ def test_a_bad_agent_reply_is_rejected_and_nothing_is_sent(
     response = agents[0].post(f"/api/agent/cases/{claimed}/messages", body)
 
     assert response.status_code == 422
-    assert chat.history() == [] and fake_rasa.calls == []
+    assert [said(m) for m in chat.history()] == [JOINED] and fake_rasa.calls == []
 
 
 def test_notes_are_for_agents_only(chat: Chat, agents: list[AgentApi], claimed: int,
@@ -161,9 +175,9 @@ def test_notes_are_for_agents_only(chat: Chat, agents: list[AgentApi], claimed: 
     case = agents[0].case(claimed)
     assert [(n["text"], n["agent"]) for n in case["notes"]] == [
         ("借款人情绪激动，注意语气", agents[0].name)]
-    assert case["messages"] == []
+    assert [said(m) for m in case["messages"]] == [JOINED]
     chat.assert_quiet()  # never pushed to the borrower
-    assert chat.history() == [] and fake_rasa.calls == []
+    assert [said(m) for m in chat.history()] == [JOINED] and fake_rasa.calls == []
 
 
 def test_notes_on_a_missing_case_or_without_text_are_refused(agents: list[AgentApi],
@@ -184,12 +198,14 @@ def test_returning_to_the_bot_with_a_note_resumes_it_and_it_answers_the_borrower
 
     assert response.status_code == 200, response.text
     assert response.json() == {"case_id": claimed, "status": "returned"}
-    events, execute = fake_rasa.calls
+    read, events, execute = fake_rasa.calls
+    assert (read.method, read.path) == ("GET", f"/conversations/{chat.conversation_id}/tracker")
     assert (events.path, events.params, events.user) == (
         f"/conversations/{chat.conversation_id}/tracker/events", {}, RASA_USER)
     assert events.json == resume_events("身份证已更新")
     assert (execute.path, execute.params, execute.user, execute.json) == (
         f"/conversations/{chat.conversation_id}/execute", {}, RASA_USER, {"name": RESUME})
+    assert said(chat.recv()) == LEFT  # the person left, then the bot speaks
     resumed = chat.recv()
     assert (resumed["sender"], resumed["text"], resumed["buttons"]) == ("bot", RESUME_TEXT,
                                                                        BUTTONS)
@@ -209,8 +225,20 @@ def test_returning_without_a_note_sends_none(chat: Chat, agents: list[AgentApi],
     response = agents[0].post(f"/api/agent/cases/{claimed}/return", {})
 
     assert response.status_code == 200
-    assert fake_rasa.calls[0].json == resume_events(None)
+    assert fake_rasa.calls[1].json == resume_events(None)
+    assert said(chat.recv()) == LEFT
     assert chat.recv()["text"] == RESUME_TEXT
+
+
+def test_returning_keeps_the_language_the_borrower_writes_in(chat: Chat, agents: list[AgentApi],
+                                                             claimed: int, fake_rasa: FakeRasa):
+    # a Chinese phone, an English writer: the assistant's language slot says "en"
+    fake_rasa.trackers.setdefault(chat.conversation_id, []).append(
+        {"event": "slot", "name": "language", "value": "en"})
+
+    assert agents[0].post(f"/api/agent/cases/{claimed}/return", {}).status_code == 200
+
+    assert fake_rasa.calls[1].json == resume_events(None, language=None)
 
 
 def test_a_return_the_assistant_does_not_take_is_reported(
@@ -239,6 +267,8 @@ def test_closing_ends_the_case_and_the_bot_answers_next_time(
                          {"event": "action", "name": "action_listen"}]
     assert agents[0].case(claimed)["status"] == "closed"
     assert ownership(client, chat.conversation_id)["owner"] == "bot"
+    # the borrower reads that the person left (the bot says nothing until asked)
+    assert said(chat.recv()) == LEFT
     chat.assert_quiet()
     assert [m["text"] for m in chat.turn("谢谢")] == [BOT_TEXT]
 
@@ -273,8 +303,8 @@ def test_an_agent_has_the_bot_run_the_check_on_a_conversation(
     response = agents[0].post(f"/api/agent/conversations/{chat.conversation_id}/run-check")
 
     assert response.json() == {"conversation_id": chat.conversation_id, "owner": "bot"}
-    events, execute = fake_rasa.calls
-    assert events.json == resume_events(note, locale[:2])
+    _, events, execute = fake_rasa.calls
+    assert events.json == resume_events(note, locale[:2])  # no language yet: the app's
     assert execute.json == {"name": RESUME}
     checked = chat.recv()
     assert (checked["sender"], checked["text"]) == ("bot", "我重新查了一下：您现在可以借款。")
@@ -288,6 +318,8 @@ def test_running_the_check_ends_ones_own_case(
     response = agents[1].post(f"/api/agent/conversations/{chat.conversation_id}/run-check")
 
     assert response.status_code == 200
+    assert said(chat.recv()) == ("system", "人工客服 王磊 已加入对话")
+    assert said(chat.recv()) == LEFT
     assert chat.recv()["text"] == RESUME_TEXT
     with sessions() as session:
         case = session.get(Case, case_id)
@@ -378,3 +410,20 @@ def test_bad_canned_reply_requests_change_nothing(agents: list[AgentApi], method
 def test_a_missing_case_is_404(agents: list[AgentApi]):
     response = agents[0].get("/api/agent/cases/999")
     assert response.status_code == 404 and error_code(response) == "case_not_found"
+
+
+def test_the_agent_who_lost_a_claim_race_hears_that_the_case_is_taken(
+        client: TestClient, agents: list[AgentApi], case_id: int):
+    """Issue 12: the loser's console must stop offering "claim": its socket hears the queue
+    change, and the queue (what the console reads next) names who has the case."""
+    with client.websocket_connect("/ws/agent",
+                                  subprotocols=subprotocols(agents[1].token)) as socket:
+        loser = AgentFeed(socket)
+        assert agents[0].claim(case_id).status_code == 200
+
+        assert loser.recv() == {"type": "queue"}
+        [case] = agents[1].queue()
+        assert (case["case_id"], case["status"], case["claimed_by"]) == (
+            case_id, "claimed", "李娜 Li Na")
+        late = agents[1].claim(case_id)  # clicked before the update arrived
+        assert late.status_code == 409 and error_code(late) == "already_claimed"

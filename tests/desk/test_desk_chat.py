@@ -222,6 +222,8 @@ def test_when_rasa_is_down_the_message_is_kept_and_a_person_is_called(
     # still down: the next message reaches the case; no second case, no second notice
     assert agents[0].claim(case["case_id"]).status_code == 200
     assert feed.recv() == {"type": "queue"}
+    # who joined: a line in the chat and in the agent's transcript (issue 12)
+    assert (chat.recv()["sender"], feed.next_message()["sender"]) == ("system", "system")
     assert chat.rest_of_turn(chat.message("有人吗？")) == [TYPING_OFF]
     assert [c["case_id"] for c in agents[0].queue()] == [case["case_id"]]
     assert feed.next_message()["text"] == "有人吗？"

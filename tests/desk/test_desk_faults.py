@@ -108,11 +108,93 @@ def test_a_failed_first_message_of_a_session_does_not_wedge_the_tracker(
     chat.rest_of_turn(chat.message("你好"))
 
     # the failed action_session_start left ten fallbacks and no action_listen; the desk
-    # appended one, so Rasa's circuit breaker counts from there
+    # appended one (right after the turn's turn_done), so Rasa's circuit breaker counts
+    # from there
     events = fake_rasa.trackers[chat.conversation_id]
-    assert [e.get("name") for e in events if e["event"] == "action"][-2:] == [
-        "action_default_fallback", "action_listen"]
+    wait_until(lambda: [e.get("name") for e in events if e["event"] == "action"][-2:] == [
+        "action_default_fallback", "action_listen"], timeout=5)
     assert not fake_rasa.breaker_trips(events + [{"event": "user", "text": "x"}])
+
+
+def test_a_slow_reset_after_a_failed_turn_does_not_hold_up_the_next_message(
+        client: TestClient, chat: Chat, fake_rasa: FakeRasa, sessions):
+    """A failed first message of a session (the action server down); Rasa, still busy with
+    that turn (a hung action server holds its conversation lock), would take 8 s to take the
+    desk's reset (``action_listen``). The borrower is told at once; their next message, sent
+    as soon as they read that, is answered well within Rasa's timeout (5 s here, which the
+    unbounded reset waited out): the reset is cut at 2 s and done before that message goes
+    to Rasa instead, so the circuit breaker does not trip and both are answered."""
+    fake_rasa.actions_down = True
+    slow = {"left": 1}
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/tracker/events") and slow["left"]:
+            slow["left"] -= 1
+            await asyncio.sleep(8)  # until the desk gives up (then it is cancelled)
+        return await fake_rasa.handle(request)
+
+    turns(client).rasa._client = httpx.AsyncClient(transport=httpx.MockTransport(handle),
+                                                   base_url="http://rasa.test")
+    started = time.monotonic()
+    chat.message("你好")
+    while (frame := chat.recv()).get("sender") != "system":
+        pass
+    told_in = time.monotonic() - started
+    assert frame["text"] == DOWN_ZH
+    fake_rasa.actions_down = False
+    chat.send({"type": "message", "text": "我的额度呢", "client_id": "next"})
+    frames, second = [], None
+    while True:
+        frame = chat.recv()
+        if frame.get("type") == "ack" and frame.get("client_id") == "next":
+            second = frame["id"]
+        elif second is not None and frame == {"type": "turn_done", "message_id": second}:
+            break
+        frames.append(frame)
+    answered_in = time.monotonic() - started
+
+    assert told_in < 1.5, told_in
+    assert answered_in < 4.0, answered_in  # the unbounded reset: over 5 s
+    said = [(f["sender"], f["text"]) for f in frames
+            if f["type"] == "message" and f["sender"] != "borrower"]
+    assert said == [("system", BACK_ZH), ("bot", BOT_TEXT), ("bot", BOT_TEXT)]
+    assert fake_rasa.heard(chat.conversation_id) == ["你好", "你好", "我的额度呢"]
+    assert states(sessions, chat.conversation_id) == [("你好", "done"), ("我的额度呢", "done")]
+    assert not turns(client).reset_due
+
+
+def test_a_reset_left_undone_is_made_when_an_agent_hands_the_conversation_back(
+        client: TestClient, chat: Chat, fake_rasa: FakeRasa, agents: list[AgentApi]):
+    """The reset after a failed first message did not get through (Rasa too slow); an agent
+    takes the case and hands it back: the desk appends ``action_listen`` first, so the
+    borrower's next message does not trip Rasa's circuit breaker."""
+    fake_rasa.actions_down = True
+    slow = {"left": 1}
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/tracker/events") and slow["left"]:
+            slow["left"] -= 1
+            await asyncio.sleep(8)  # until the desk gives up (then it is cancelled)
+        return await fake_rasa.handle(request)
+
+    turns(client).rasa._client = httpx.AsyncClient(transport=httpx.MockTransport(handle),
+                                                   base_url="http://rasa.test")
+    chat.rest_of_turn(chat.message("你好"))
+    wait_until(lambda: not slow["left"] and turns(client).reset_due, timeout=5)
+    time.sleep(2.5)  # the reset was cut (2 s): still due
+    events = fake_rasa.trackers[chat.conversation_id]
+    assert fake_rasa.breaker_trips(events + [{"event": "user", "text": "x"}])
+    fake_rasa.actions_down = False
+    [case] = agents[0].queue()
+    assert agents[0].claim(case["case_id"]).status_code == 200
+    assert agents[0].post(f"/api/agent/cases/{case['case_id']}/return", {}).status_code == 200
+
+    # appended before the agent's events: listening, then resumed
+    appended = [e.get("name") or e["event"] for e in events[-7:]]
+    assert appended == ["action_default_fallback", "action_listen", "resume", "handoff_active",
+                        "borrower_id", "language", "agent_note"], appended
+    assert not fake_rasa.breaker_trips(events + [{"event": "user", "text": "x"}])
+    assert not turns(client).reset_due
 
 
 def test_when_the_action_server_is_back_the_conversation_answers_again(

@@ -78,7 +78,8 @@ async def borrower_turn(base: str, token: str) -> list[dict[str, Any]]:
         await ws.send(json.dumps({"type": "message", "text": "你好", "client_id": "live-1"}))
         while frames[-1].get("type") != "turn_done":
             frames.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
-        return frames
+        # the handoff state frames (desk/handoffs.py) are another test's subject
+        return [f for f in frames if f.get("type") != "handoff"]
 
 
 def test_a_borrower_turn_over_the_network_with_rasa_unreachable(live_desk: str):

@@ -95,9 +95,12 @@ def test_agents_see_masked_numbers_and_the_borrower_sees_their_own_text(
 
     # the console, live, once the agent took the case: masked too
     agents[0].claim(case["case_id"])
+    assert chat.recv()["sender"] == "system"  # who joined (issue 12)
     chat.rest_of_turn(chat.message(PRIVATE))
-    frames = [feed.recv() for _ in range(3)]  # queue (handoff), queue (claim), the message
-    assert [f["type"] for f in frames] == ["queue", "queue", "message"]
+    # queue (handoff), queue (claim), who joined, the message
+    frames = [feed.recv() for _ in range(4)]
+    assert [(f["type"], f.get("sender")) for f in frames] == [
+        ("queue", None), ("queue", None), ("message", "system"), ("message", "borrower")]
     assert frames[-1]["text"] == MASKED
 
 
@@ -106,6 +109,7 @@ def test_an_agent_reply_is_masked_for_other_agents_but_not_for_the_borrower(
     case_id = client.post("/internal/handoffs", headers=internal,
                           json={"conversation_id": chat.conversation_id}).json()["case_id"]
     agents[1].claim(case_id)
+    assert chat.recv()["sender"] == "system"  # who joined (issue 12)
 
     with client.websocket_connect("/ws/agent",
                                   subprotocols=subprotocols(agents[1].token)) as socket:

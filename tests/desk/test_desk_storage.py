@@ -1,5 +1,7 @@
 """The desk's records under concurrency, on SQLite and PostgreSQL: one winner per claim race,
-one row per client message id, one open case per conversation; and the engine an app is given."""
+one row per client message id, one open case per conversation and one conversation per
+borrower (enforced by the database, which several desks at once rely on); and the engine an
+app is given."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from desk_support import PASSWORD, AgentApi, on_every_database
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk import service
@@ -142,6 +145,57 @@ def test_a_conversation_has_at_most_one_open_case(sessions: sessionmaker[Session
         assert session.get(Conversation, conversation).owner == "bot"
         later = service.create_case(session, payload, T0)  # a new handoff after the first ended
         assert later.id != first.id and service.open_case_for(session, conversation).id == later.id
+
+
+def test_of_many_handoffs_of_one_conversation_at_once_one_opens_a_case(
+        sessions: sessionmaker[Session], conversation: str):
+    def attempt(i: int) -> int:
+        with sessions() as session:
+            return service.create_case(session, {"conversation_id": conversation,
+                                                 "reason": f"racer {i}"}, T0).id
+
+    case_ids = all_at_once(RACERS, attempt)
+
+    with sessions() as session:
+        stored = session.execute(select(Case.id)).scalars().all()
+        assert session.get(Conversation, conversation).owner == "agent"
+    assert len(stored) == 1 and set(case_ids) == set(stored)
+
+
+def test_of_many_sockets_of_a_new_borrower_at_once_one_opens_the_conversation(
+        sessions: sessionmaker[Session]):
+    def attempt(_i: int) -> str:
+        with sessions() as session:
+            return service.open_conversation(session, "b-3003", "zh-CN", T0).id
+
+    ids = all_at_once(RACERS, attempt)
+
+    with sessions() as session:
+        stored = session.execute(select(Conversation.id).where(
+            Conversation.borrower_id == "b-3003")).scalars().all()
+    assert len(stored) == 1 and set(ids) == set(stored)
+
+
+def test_the_database_itself_refuses_a_second_open_case_and_a_second_conversation(
+        sessions: sessionmaker[Session], conversation: str):
+    """Not the code's check: the indexes (what two desks at once rely on)."""
+    with sessions() as session:
+        first = service.create_case(session, {"conversation_id": conversation}, T0)
+        session.add(Case(conversation_id=conversation, borrower_id="b-1001", language="zh",
+                         reason="borrower_asked", context={}, status="waiting", created_at=T0))
+        with pytest.raises(IntegrityError):
+            session.commit()
+        session.rollback()
+        first.status = "closed"  # closed cases do not count: a new one may open
+        session.commit()
+        session.add(Case(conversation_id=conversation, borrower_id="b-1001", language="zh",
+                         reason="borrower_asked", context={}, status="claimed", created_at=T0))
+        session.commit()
+
+        session.add(Conversation(id="c-second", borrower_id="b-1001", locale="zh-CN",
+                                 owner="bot", created_at=T0, updated_at=T0))
+        with pytest.raises(IntegrityError):
+            session.commit()
 
 
 def test_a_borrower_keeps_one_open_conversation(sessions: sessionmaker[Session],

@@ -32,10 +32,11 @@ def test_the_tracker_store_runs_in_wal_mode(live_stack: Stack) -> None:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_a_greeting_alone_is_answered_in_the_apps_language(live_stack: Stack) -> None:
-    """No custom action runs for a greeting: the session start read the locale."""
+def test_a_greeting_alone_is_answered_in_the_language_it_is_written_in(live_stack: Stack) -> None:
+    """No custom action runs for a greeting: Rasa's own response follows the language the
+    NLU found in the message, whatever the app's locale (docs/nlu-labelling.md)."""
     sender = f"e2e-{uuid.uuid4().hex[:10]}"
-    replies = say(live_stack.config, sender, "你好", "demo-posting", "en-US")
+    replies = say(live_stack.config, sender, "hello there", "demo-posting", "zh-CN")
     assert any("Relend assistant" in (r.get("text") or "") for r in replies), replies
     slots = api(live_stack.config, "GET", f"/conversations/{sender}/tracker").json()["slots"]
     assert slots["borrower_id"] == "demo-posting" and slots["language"] == "en"

@@ -20,8 +20,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('conversations', schema=None) as batch_op:
-        batch_op.drop_column('status')
+    # a plain ALTER TABLE DROP COLUMN (SQLite 3.35+), no batch: on SQLite a batch copies and
+    # drops the conversations table, which its messages' foreign keys refuse
+    op.drop_column('conversations', 'status')
 
 
 def downgrade() -> None:
