@@ -48,6 +48,15 @@ def test_every_handoff_reason_has_a_label(lang: str) -> None:
 
 
 @pytest.mark.parametrize("lang", language.SUPPORTED)
+def test_no_label_for_a_handoff_reason_nothing_sends(lang: str) -> None:
+    """One table for both sides: a label the assistant and the desk never send would only
+    drift (issue 12 found two)."""
+    labelled = {key.rsplit(".", 1)[1] for key in catalog(lang)
+                if key.startswith("page.console.reason.")}
+    assert sorted(labelled - handoff_reasons()) == []
+
+
+@pytest.mark.parametrize("lang", language.SUPPORTED)
 def test_every_reason_code_of_a_decision_has_a_label(lang: str) -> None:
     texts = catalog(lang)
     assert sorted(c for c in REASONS if f"page.console.code.{c}" not in texts) == []
