@@ -53,8 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa.live import LiveConversation, LiveError, put_fixture  # noqa: E402
+from stack.__main__ import seed_backend  # noqa: E402
 from stack.config import StackConfig  # noqa: E402
-from stack.services import SERVICES, Stack  # noqa: E402
+from stack.services import SERVICES, Stack, services  # noqa: E402
 
 # the sandbox's public secrets are short; the warning says nothing about the load
 warnings.filterwarnings("ignore", message="The HMAC key")
@@ -340,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                      args.replicas)
         report["replicas"] = args.replicas
     else:
+        if not services(config)["backend"].healthy():
+            seed_backend(config)  # a backend started here needs its schema and demo data
         with Stack(config, only=SERVICES).up():
             report = run(config, args.mode, borrowers, args.conversations, args.max_seconds)
     report["label"] = args.label
