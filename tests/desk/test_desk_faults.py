@@ -116,15 +116,10 @@ def test_a_failed_first_message_of_a_session_does_not_wedge_the_tracker(
     assert not fake_rasa.breaker_trips(events + [{"event": "user", "text": "x"}])
 
 
-def test_a_slow_reset_after_a_failed_turn_does_not_hold_up_the_next_message(
-        client: TestClient, chat: Chat, fake_rasa: FakeRasa, sessions):
-    """A failed first message of a session (the action server down); Rasa, still busy with
-    that turn (a hung action server holds its conversation lock), would take 8 s to take the
-    desk's reset (``action_listen``). The borrower is told at once; their next message, sent
-    as soon as they read that, is answered well within Rasa's timeout (5 s here, which the
-    unbounded reset waited out): the reset is cut at 2 s and done before that message goes
-    to Rasa instead, so the circuit breaker does not trip and both are answered."""
-    fake_rasa.actions_down = True
+def slow_first_reset(client: TestClient, fake_rasa: FakeRasa) -> dict[str, int]:
+    """Rasa takes 8 s to take the desk's first tracker reset (``.../tracker/events``), as
+    when a hung action server holds the conversation's lock; ``left`` is 0 once it was
+    asked."""
     slow = {"left": 1}
 
     async def handle(request: httpx.Request) -> httpx.Response:
@@ -135,6 +130,19 @@ def test_a_slow_reset_after_a_failed_turn_does_not_hold_up_the_next_message(
 
     turns(client).rasa._client = httpx.AsyncClient(transport=httpx.MockTransport(handle),
                                                    base_url="http://rasa.test")
+    return slow
+
+
+def test_a_slow_reset_after_a_failed_turn_does_not_hold_up_the_next_message(
+        client: TestClient, chat: Chat, fake_rasa: FakeRasa, sessions):
+    """A failed first message of a session (the action server down); Rasa, still busy with
+    that turn (a hung action server holds its conversation lock), would take 8 s to take the
+    desk's reset (``action_listen``). The borrower is told at once; their next message, sent
+    as soon as they read that, is answered well within Rasa's timeout (5 s here, which the
+    unbounded reset waited out): the reset is cut at 2 s and done before that message goes
+    to Rasa instead, so the circuit breaker does not trip and both are answered."""
+    fake_rasa.actions_down = True
+    slow_first_reset(client, fake_rasa)
     started = time.monotonic()
     chat.message("你好")
     while (frame := chat.recv()).get("sender") != "system":
@@ -169,16 +177,7 @@ def test_a_reset_left_undone_is_made_when_an_agent_hands_the_conversation_back(
     takes the case and hands it back: the desk appends ``action_listen`` first, so the
     borrower's next message does not trip Rasa's circuit breaker."""
     fake_rasa.actions_down = True
-    slow = {"left": 1}
-
-    async def handle(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/tracker/events") and slow["left"]:
-            slow["left"] -= 1
-            await asyncio.sleep(8)  # until the desk gives up (then it is cancelled)
-        return await fake_rasa.handle(request)
-
-    turns(client).rasa._client = httpx.AsyncClient(transport=httpx.MockTransport(handle),
-                                                   base_url="http://rasa.test")
+    slow = slow_first_reset(client, fake_rasa)
     chat.rest_of_turn(chat.message("你好"))
     wait_until(lambda: not slow["left"] and turns(client).reset_due, timeout=5)
     time.sleep(2.5)  # the reset was cut (2 s): still due
