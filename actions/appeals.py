@@ -26,7 +26,7 @@ from .conversation import (
     latest_intent,
     offer_events,
 )
-from .explanations import appealable_reason, describe_reason, explain
+from .explanations import Explanation, appeal_on, appealable_reason, describe_reason, explain
 from .formatting import money, when
 from .handoff import hand_off
 from .texts import button, guarded, say, text
@@ -94,33 +94,43 @@ def _not_ready() -> list[EventType]:
     return [SlotSet("appeal_ready", False)]
 
 
-async def _earlier_appeals(tracker: Tracker, borrower_id: str, reason_code: str
-                           ) -> tuple[dict[str, Any] | None, int]:
-    """The open appeal on this reason, if any, and how many were already decided."""
-    try:
-        appeals = await asyncio.to_thread(get_backend().appeals, borrower_id,
-                                          context=f"conversation={tracker.sender_id}")
-    except BackendError:
-        return None, 0  # filing will tell us if one is open; not worth failing the flow here
-    same = [a for a in appeals if isinstance(a, dict) and a.get("reason_code") == reason_code]
-    open_one = next((a for a in same if a.get("status") in ("submitted", "in_review")), None)
-    return open_one, sum(a.get("status") in ("upheld", "rejected") for a in same)
-
-
-async def filed_here(tracker: Tracker) -> list[dict[str, Any]]:
-    """The appeals this conversation filed, as the backend has them now (asked only when
-    there are some, so that a second "why?" mentions the appeal instead of offering one)."""
-    filed = tracker.get_slot("appeal_ids") or []
+async def borrower_appeals(tracker: Tracker) -> list[dict[str, Any]] | None:
+    """Every appeal the borrower has filed, in any conversation or channel (one call to the
+    backend, bounded by the client's connect and read timeouts, ``RELEND_BACKEND_*_TIMEOUT``);
+    None when it could not be read: the caller then answers without them."""
     borrower_id = borrower_of(tracker)
-    if not filed or not borrower_id:
-        return []
+    if not borrower_id:
+        return None
+    context = f"conversation={tracker.sender_id} borrower={borrower_id}"
     try:
-        appeals = await asyncio.to_thread(get_backend().appeals, borrower_id,
-                                          context=f"conversation={tracker.sender_id}")
-    except BackendError:
-        return []  # the answer then offers an appeal; filing it again finds the open one
-    return [a for a in appeals if a.get("appeal_id") in filed]
+        appeals = await asyncio.to_thread(get_backend().appeals, borrower_id, context=context)
+    except BackendError as exc:
+        log.warning("appeal list unavailable, answering without it [%s]: %s", context, exc)
+        return None
+    return [a for a in appeals if isinstance(a, dict)]
 
+
+async def explain_knowing_appeals(tracker: Tracker, decision: dict[str, Any], **how: Any
+                                  ) -> Explanation:
+    """``explain``, naming the appeal the borrower already filed against this decision (in
+    this conversation or any other) instead of offering a new one. The appeal list is asked
+    for only when the answer would offer an appeal: an answer without one makes no call."""
+    explanation = explain(decision, **how)
+    if explanation.offer != "appeal":
+        return explanation
+    appeals = await borrower_appeals(tracker)
+    return explain(decision, **how, appeals=appeals) if appeals else explanation
+
+
+def _earlier_appeals(decision: dict[str, Any], reason: dict[str, Any],
+                     appeals: list[dict[str, Any]] | None
+                     ) -> tuple[dict[str, Any] | None, int]:
+    """The appeal that already covers this reason of this decision (``appeal_on``), if any,
+    and how many on this reason were already decided."""
+    appeals = appeals or []  # unreadable: filing will tell us if one is open
+    decided = sum(a.get("reason_code") == reason["code"]
+                  and a.get("status") in ("upheld", "rejected") for a in appeals)
+    return appeal_on(decision, reason, appeals), decided
 
 
 class BeginAppeal(Action):
@@ -144,7 +154,8 @@ class BeginAppeal(Action):
         if intent == "disagree_with_decision" and not explained_before:
             # they disagree with something we have not explained yet: explain first (with the
             # offer of an appeal where the reason allows one); what they wrote is kept for it
-            explanation = explain(decision, lang=lang, now=now, focus="disagree")
+            explanation = await explain_knowing_appeals(tracker, decision, lang=lang,
+                                                        now=now, focus="disagree")
             dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons)
             if explanation.offer == "appeal" and draft:
                 say(dispatcher, "statement_kept", lang)
@@ -168,11 +179,15 @@ class BeginAppeal(Action):
             dispatcher.utter_message(text=helpful)
             say(dispatcher, "offer_human", lang_of(tracker))
             return [*events, *offer_events("human"), *_not_ready()]
-        borrower_id = borrower_of(tracker) or ""
-        already, decided = await _earlier_appeals(tracker, borrower_id, reason["code"])
+        already, decided = _earlier_appeals(decision, reason, await borrower_appeals(tracker))
         if already is not None:
-            dispatcher.utter_message(text=_status_text(already, decision, lang))
-            return [*events, *offer_events(None), *_not_ready()]
+            # filed before, here or elsewhere: its status, not a second appeal (a person
+            # after a rejection, as the status text says)
+            rejected = already.get("status") == "rejected"
+            dispatcher.utter_message(
+                text=_status_text(already, decision, lang),
+                buttons=[button("human", "/request_human", lang)] if rejected else [])
+            return [*events, *offer_events("human" if rejected else None), *_not_ready()]
         summary = describe_reason(reason, decision, lang=lang, now=now)
         say(dispatcher, "appeal_which_decision", lang_of(tracker), reason=summary,
                                  checked=when(decision.get("checked_at"), lang,

@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from .appeals import filed_here
+from .appeals import explain_knowing_appeals
 from .clock import utc_now
 from .conversation import (
     DecisionUnavailable,
@@ -80,8 +80,9 @@ class ExplainDecision(AnswerFromDecision):
         lang = lang_of(tracker)
         focus = FOCUS_BY_INTENT.get(latest_intent(tracker), "explain")
         note, note_events = product_note(tracker, lang)
-        explanation = explain(decision, lang=lang, now=utc_now(), focus=focus,
-                              product_note=note, open_appeals=await filed_here(tracker))
+        explanation = await explain_knowing_appeals(tracker, decision, lang=lang,
+                                                    now=utc_now(), focus=focus,
+                                                    product_note=note)
         # the picture (if any) rides along as Rasa's custom payload; the text says it all too
         dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons,
                                  json_message=explanation.attachment)

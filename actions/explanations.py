@@ -308,6 +308,7 @@ HUMAN_REASONS = {"COMPLIANCE_HOLD"}
 STEP_NOW_REASONS = ("LIMIT_IN_USE",)
 # an appeal in these states is still being looked at (the backend's appeal statuses)
 OPEN_APPEAL = ("submitted", "in_review")
+APPEAL_STATUSES = (*OPEN_APPEAL, "upheld", "rejected")  # each has appeal.status_name.<status>
 # answers about *when* carry a picture of the window and the limit (actions/visuals.py)
 VISUAL_FOCUSES = ("restore_time", "repayment_status")
 # the "why can't I borrow" answer carries it too, when its main reason has a window with both
@@ -344,10 +345,10 @@ def _restore_time(primary: dict[str, Any], c: Ctx) -> str:
 
 def explain(decision: dict[str, Any], *, lang: str, now: datetime, focus: str = "explain",
             product_note: str | None = None,
-            open_appeals: Sequence[dict[str, Any]] = ()) -> Explanation:
+            appeals: Sequence[dict[str, Any]] = ()) -> Explanation:
     """The reply to an eligibility question, built only from ``decision`` and, where the
-    borrower already appealed the main reason (``open_appeals``, from the backend), that
-    appeal instead of a new offer."""
+    borrower already appealed it (``appeals``: the borrower's appeals, from the backend; see
+    :func:`appeal_on`), that appeal instead of a new offer."""
     c = Ctx(lang=lang, tz=decision.get("timezone") or "Asia/Shanghai", now=now,
             decision=decision)
     reasons = _known(decision)
@@ -405,9 +406,20 @@ def explain(decision: dict[str, Any], *, lang: str, now: datetime, focus: str = 
     if primary["code"] in HUMAN_REASONS:
         explanation.offer = "human"
         explanation.buttons = [_button(c, "human")]
-    elif primary.get("appealable") and (filed := _open_appeal_on(primary, open_appeals)):
-        lines.append(c.t("under_review", appeal_id=filed.get("appeal_id"),
-                         respond_by=c.when(filed.get("respond_by"))))
+    elif primary.get("appealable") and (filed := appeal_on(decision, primary, appeals)):
+        if filed.get("status") in OPEN_APPEAL:
+            lines.append(c.t("under_review", appeal_id=filed.get("appeal_id"),
+                             respond_by=c.when(filed.get("respond_by"))))
+        elif filed.get("status") == "rejected":
+            # this very decision was reviewed already: a person, not the same appeal again
+            lines.append(c.t("appealed_rejected", appeal_id=filed.get("appeal_id"),
+                             note=filed.get("resolution_note")
+                             or text("appeal.status.rejected_no_note", c.lang)))
+            explanation.offer = "human"
+            explanation.buttons = [_button(c, "human")]
+        else:
+            lines.append(c.t("appealed_before", appeal_id=filed.get("appeal_id"),
+                             status=_status_name(filed.get("status"), c.lang)))
     elif primary.get("appealable"):
         lines.append(c.t("offer_appeal"))
         explanation.offer = "appeal"
@@ -425,10 +437,25 @@ def _picture(c: Ctx, reason: dict[str, Any] | None, focus: str, *, blocked: bool
     return situation(c.decision, reason, lang=c.lang, now=c.now)
 
 
-def _open_appeal_on(reason: dict[str, Any], appeals: Sequence[dict[str, Any]]
-                    ) -> dict[str, Any] | None:
-    return next((a for a in appeals if a.get("reason_code") == reason.get("code")
-                 and a.get("status") in OPEN_APPEAL), None)
+def appeal_on(decision: dict[str, Any], reason: dict[str, Any],
+              appeals: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The appeal among ``appeals`` that already covers ``reason`` of ``decision``, whatever
+    conversation or channel filed it: one filed against this decision on this reason (any
+    status: this decision was appealed), else one still open on this reason against an older
+    decision (the backend keeps one open appeal per reason and would refuse a second). An
+    appeal an older decision had decided does not count: the new decision may be appealed."""
+    on_reason = [a for a in appeals
+                 if isinstance(a, dict) and a.get("reason_code") == reason.get("code")]
+    this = [a for a in on_reason if decision.get("decision_id")
+            and a.get("decision_id") == decision.get("decision_id")]
+    return next(iter(this), None) or next(
+        (a for a in on_reason if a.get("status") in OPEN_APPEAL), None)
+
+
+def _status_name(status: Any, lang: str) -> str:
+    """An appeal status in words (``appeal.status_name.*``), else the status as it is."""
+    return text(f"appeal.status_name.{status}", lang) if status in APPEAL_STATUSES \
+        else str(status)
 
 
 def _pick_primary(blocking: list[dict[str, Any]], reasons: list[dict[str, Any]],

@@ -39,7 +39,6 @@ from .conversation import (
     lang_of,
     offer_events,
 )
-from .explanations import explain
 from .http import ServiceClient
 from .settings import ActionSettings, settings
 from .texts import say
@@ -234,7 +233,12 @@ class ResumeAfterHandoff(Action):
                 await report_decision(tracker.sender_id, None)  # the case's may be stale now
             return [*events, *failure.events]
         await report_decision(tracker.sender_id, decision)  # the case shows it (still open)
-        explanation = explain(decision, lang=lang_of(tracker), now=utc_now())
+        # an appeal already filed against this decision is named, not offered again (appeals
+        # imports this module: imported here)
+        from .appeals import explain_knowing_appeals
+
+        explanation = await explain_knowing_appeals(tracker, decision, lang=lang_of(tracker),
+                                                    now=utc_now())
         dispatcher.utter_message(text=explanation.text, buttons=explanation.buttons)
         return [*events, *fetched, *offer_events(explanation.offer)]
 

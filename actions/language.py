@@ -10,79 +10,16 @@ Rasa reads rule 1 through ``nlu_components.language_entity`` (a ``language`` ent
 ``from_entity`` slot mapping, so a response such as ``utter_greet`` is already in the
 message's language); the action server applies :func:`choose` for every action call
 (``actions/context.py``). docs/nlu-labelling.md, "Reply language", has the rule with examples.
+
+The detection itself (:func:`from_text`, :func:`from_locale`) is ``common.language``, which
+the support desk shares for the system messages it writes (it never imports the actions).
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from functools import lru_cache
-from pathlib import Path
+from common.language import DEFAULT, SUPPORTED, from_locale, from_text
 
-SUPPORTED = ("zh", "en")
-DEFAULT = "zh"
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-# whole words only: letters inside an id or code ("AP20260310-ABC234") are not English
-_LATIN_WORD = re.compile(r"\b[A-Za-z]{2,}\b")
-# names and codes that speakers of both languages type as they are: they say nothing
-_NEUTRAL_WORDS = frozenset({
-    "app", "id", "ok", "okay", "relend", "jiebei", "huabei", "bug", "vip", "sms", "cny", "rmb",
-    "haha", "hehe", "lol", "qq", "wechat", "alipay"})
-# texting abbreviations with no vowel that are still English words
-_TEXTING = frozenset({"thx", "pls", "plz", "ty", "txt", "msg", "bc", "idk", "pwd", "nvm", "ppl"})
-# a keyboard mash ("asdfghjkl", "jjjj") is no language: no vowel, or six consonants in a row
-_WORDLIKE = re.compile(r"(?=.*[aeiouy])(?!.*[b-df-hj-np-tv-xz]{6})", re.IGNORECASE)
-_NEUTRAL_NAMES = re.compile("借呗|借贝|花呗|花贝|微粒贷|微立贷|信用贷|支付宝|微信|京东|白条")
-# every toneless pinyin syllable (ü as v): a run of them is Chinese typed without a Chinese IME
-SYLLABLES_FILE = Path(__file__).with_name("pinyin_syllables.txt")
-
-
-@lru_cache(maxsize=1)
-def _pinyin() -> frozenset[str]:
-    lines = SYLLABLES_FILE.read_text(encoding="utf-8").splitlines()
-    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
-
-
-@lru_cache(maxsize=4096)
-def _is_pinyin(word: str) -> bool:
-    """``word`` splits into pinyin syllables (``shensu``, ``zenme``, ``edu``)."""
-    if not word:
-        return True
-    return any(word[:n] in _pinyin() and _is_pinyin(word[n:]) for n in range(6, 0, -1))
-
-
-def from_locale(locale: object) -> str | None:
-    if not isinstance(locale, str) or not locale.strip():
-        return None
-    primary = locale.strip().replace("_", "-").split("-")[0].lower()
-    return primary if primary in SUPPORTED else None
-
-
-def from_text(text: object) -> str | None:
-    """The language a message is clearly written in, or None when it does not say.
-
-    Chinese characters and English words are weighed (two characters to a word; product
-    names, codes and keyboard mash do not count): the heavier one wins, a tie says nothing.
-    Two or more Latin words that are all pinyin ("wo yao shen su") are Chinese; one alone
-    ("hao", "pending") says nothing. Intent payloads and commands (``/request_human``,
-    ``／restart``) say nothing."""
-    if not isinstance(text, str):
-        return None
-    folded = unicodedata.normalize("NFKC", text)
-    if folded.lstrip().startswith("/"):  # also "／restart": the desk escapes typed commands
-        return None
-    folded = _NEUTRAL_NAMES.sub(" ", folded)
-    chinese = len(_CJK.findall(folded)) / 2
-    words = [w for w in (m.lower() for m in _LATIN_WORD.findall(folded))
-             if w not in _NEUTRAL_WORDS and (w in _TEXTING or _WORDLIKE.match(w))]
-    english = float(len(words))
-    if words and all(_is_pinyin(w) for w in words):
-        chinese, english = (chinese + len(words), 0.0) if len(words) >= 2 else (chinese, 0.0)
-    if chinese > english:
-        return "zh"
-    if english > chinese:
-        return "en"
-    return None
+__all__ = ["DEFAULT", "SUPPORTED", "choose", "from_locale", "from_text"]
 
 
 def choose(locale: object, text: object, previous: object) -> str:

@@ -2,7 +2,11 @@
 desk load benchmark (benchmarks/desk_load.py) drives it, and a summary of the profile.
 
     .venv/bin/python benchmarks/profile_rasa.py [--seconds 30] [--borrowers 20] [--label x]
+    .venv/bin/python benchmarks/profile_rasa.py --process desk --borrowers 1 --label desk-one
     .venv/bin/python benchmarks/profile_rasa.py --summarize reports/profiles/x.folded
+
+``--process desk`` (or ``actions``) profiles that server instead, with the named parts of a
+desk turn; ``--borrowers 1`` is the one-borrower latency case (turns back to back).
 
 It samples the process listening on RELEND_RASA_PORT (``python -m stack up`` first; the
 missing servers are started otherwise) 100 times a second for ``--seconds`` with
@@ -47,7 +51,7 @@ warnings.filterwarnings("ignore", message="The HMAC key")
 # (label, pattern a frame must match); a sample counts once per label however many frames match
 PARTS: list[tuple[str, str]] = [
     ("action response validation (RemoteAction._validate_action_result)",
-     r"^_validate_action_result \(rasa/core/actions/action\.py"),
+     r"^_validate_action_result \((rasa/core/actions/action|stack/rasa_patches)\.py"),
     ("jsonschema, anywhere", r"\(jsonschema/"),
     ("slot extraction after each message (run_action_extract_slots)",
      r"^run_action_extract_slots \(rasa/core/processor\.py"),
@@ -63,10 +67,12 @@ PARTS: list[tuple[str, str]] = [
     ("prediction (_predict_next_with_tracker)",
      r"^_predict_next_with_tracker \(rasa/core/processor\.py"),
     ("tracker store retrieve", r"^(retrieve|_retrieve|retrieve_full_tracker|_event_query|"
-                               r"get_or_create_tracker|fetch_tracker)\w* \(rasa/core/"
-                               r"(tracker_store|processor)\.py"),
+                               r"get_or_create_tracker|fetch_tracker)\w* \((rasa/core/"
+                               r"(tracker_store|processor)|stack/rasa_patches)\.py"),
     ("tracker store save", r"^(save|_additional_events|stream_events|save_tracker)\w* "
-                           r"\(rasa/core/(tracker_store|processor)\.py"),
+                           r"\((rasa/core/(tracker_store|processor)|stack/rasa_patches)\.py"),
+    ("model graph run by dask's scheduler (get_async; inclusive: the components too)",
+     r"^get_async \(dask/local\.py"),
     ("tracker rebuilt from events (from_events / replay_events)",
      r"^(from_events|replay_events|from_dict) \(rasa/shared/core/trackers\.py"),
     ("events deserialised (deserialise_events / Event.from_parameters)",
@@ -81,6 +87,26 @@ PARTS: list[tuple[str, str]] = [
 ]
 
 
+# the desk's side of a turn (desk/turns.py, desk/routes/chat.py), for --process desk
+DESK_PARTS: list[tuple[str, str]] = [
+    ("borrower's frame handled (store, ack, echo: routes/chat.py)",
+     r"^handle_borrower_message \(desk/routes/chat\.py"),
+    ("turn (desk/turns.py borrower_turn)", r"^borrower_turn \(desk/turns\.py"),
+    ("  turn lease (ConversationLocks)", r"^(_write_lease|_acquire|_lease) \(desk/turns\.py"),
+    ("  claim", r"^_claim \(desk/turns\.py"),
+    ("  forward to Rasa (_forward, incl. the call)", r"^_forward \(desk/turns\.py"),
+    ("  replies stored and sent (_finish)", r"^_finish \(desk/turns\.py"),
+    ("the call to Rasa (desk/rasa_client.py)", r"\(desk/rasa_client\.py"),
+    ("httpx / httpcore", r"\((httpx|httpcore)/"),
+    ("aiohttp", r"\(aiohttp/"),
+    ("SQLAlchemy", r"\(sqlalchemy/"),
+    ("frames to sockets (hub.to_borrower)", r"^to_borrower \(desk/hub\.py"),
+    ("websockets framing", r"\(websockets/"),
+    ("json encode/decode", r"\(json/"),
+    ("the desk's background round (watch/sweep)", r"^(watch|sweep) \(desk/turns\.py"),
+]
+
+
 def load_folded(path: Path) -> list[tuple[list[str], int]]:
     stacks = []
     for line in path.read_text(errors="replace").splitlines():
@@ -91,28 +117,31 @@ def load_folded(path: Path) -> list[tuple[list[str], int]]:
     return stacks
 
 
-def summarize(path: Path, top: int = 20) -> str:
+def summarize(path: Path, top: int = 20, parts: list[tuple[str, str]] | None = None) -> str:
     stacks = load_folded(path)
     total = sum(count for _, count in stacks)
     if not total:
         return f"{path}: no samples"
-    parts: Counter[str] = Counter()
+    shares: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
-    compiled = [(label, re.compile(pattern)) for label, pattern in PARTS]
+    if parts is None:  # a desk profile names desk/ files
+        parts = DESK_PARTS if any("(desk/" in f for frames, _ in stacks[:200] for f in frames) \
+            else PARTS
+    compiled = [(label, re.compile(pattern)) for label, pattern in parts]
     for frames, count in stacks:
         # py-spy's first frame is the process/thread name; the last is where the time is spent
         functions = [f for f in frames if " (" in f]
         for label, pattern in compiled:
             if any(pattern.search(f) for f in functions):
-                parts[label] += count
+                shares[label] += count
         for function in set(functions):
             inclusive[function] += count
         if functions:
             own[functions[-1]] += count
-    lines = [f"{path.name}: {total} samples (100 per second of Rasa's busy CPU)", "",
+    lines = [f"{path.name}: {total} samples (100 per second of the process's busy CPU)", "",
              "named parts of a turn (inclusive; they overlap):"]
-    lines += [f"  {100 * parts[label] / total:5.1f}%  {label}" for label, _ in PARTS]
+    lines += [f"  {100 * shares[label] / total:5.1f}%  {label}" for label, _ in parts]
     lines += ["", f"top {top} functions, including what they call:"]
     lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top)]
     lines += ["", f"top {top} functions, own time:"]
@@ -127,10 +156,13 @@ def py_spy() -> str:
     return found
 
 
-def record(config: StackConfig, seconds: float, borrowers: int, out: Path) -> None:
-    pid = listening_pid(config.rasa_port)
+def record(config: StackConfig, seconds: float, borrowers: int, out: Path,
+           process: str = "rasa") -> None:
+    port = {"rasa": config.rasa_port, "desk": config.desk_port,
+            "actions": config.actions_port}[process]
+    pid = listening_pid(port)
     if pid is None:
-        raise SystemExit(f"nothing listens on Rasa's port {config.rasa_port}")
+        raise SystemExit(f"nothing listens on the {process} port {port}")
     conversations = max(1, int(seconds * 40 / 6 / borrowers) + 2)  # enough for 40 turns/s
     ids = make_fixtures(config, borrowers * conversations + 1)
     # warm-up: the first conversation pays for loading what is loaded lazily
@@ -165,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default=time.strftime("rasa-%Y%m%d-%H%M%S"))
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--summarize", type=Path, help="only summarize this .folded file")
+    parser.add_argument("--process", choices=["rasa", "desk", "actions"], default="rasa",
+                        help="the server to profile (default: rasa)")
     args = parser.parse_args(argv)
     if args.summarize:
         print(summarize(args.summarize, args.top))
@@ -172,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     config = StackConfig.from_env()
     out = ROOT / "reports" / "profiles" / f"{args.label}.folded"
     with Stack(config).up():
-        record(config, args.seconds, args.borrowers, out)
+        record(config, args.seconds, args.borrowers, out, args.process)
     summary = summarize(out, args.top)
     out.with_suffix(".txt").write_text(summary + "\n")
     print(summary)

@@ -25,8 +25,10 @@ from .context import DeskContext
 from .demo_borrowers import BackendDemoDirectory
 from .guards import GuardMiddleware, LoginThrottle, RateLimiter
 from .hub import Hub, instance_id
+from .notices import Notices
 from .rasa_client import RasaClient
-from .routes import agents, chat, demo, insights, internal, pages
+from .records import BackendRecords
+from .routes import agents, chat, demo, insights, internal, pages, records
 from .service import DeskError, utc_now
 from .turns import ConversationLocks, Turns
 
@@ -51,6 +53,7 @@ def create_app(settings: DeskSettings | None = None, *, engine: Engine | None = 
         turns=Turns(sessions, hub, rasa, ConversationLocks(
             sessions if several_desks(settings, engine) else None, instance)),
         demo=BackendDemoDirectory(settings.backend_url, settings.backend_token),
+        records=BackendRecords(settings.backend_url, settings.backend_token),
         # per borrower, whatever the socket: a burst of 10 messages, then one every 3 s (default)
         borrower_rate=RateLimiter(settings.messages_per_minute, 10),
         # any frame (hello, message, junk), per borrower: generous, stops floods
@@ -60,11 +63,13 @@ def create_app(settings: DeskSettings | None = None, *, engine: Engine | None = 
         login_by_address=LoginThrottle(settings.login_failures_allowed * 10,
                                        settings.login_lockout_seconds),
     )
+    # a notice another desk held in quiet hours, for a borrower in the chat here
+    Notices(sessions, hub, rasa, app.state.desk.turns.locks).listen()
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_exception_handler(DeskError, desk_error)
     app.add_exception_handler(RecursionError, too_deep)
     for router in (pages.router, demo.router, chat.router, internal.router, agents.router,
-                   insights.router):
+                   insights.router, records.router):
         app.include_router(router)
     app.mount("/static", pages.StaticAssets(), name="static")
     return app

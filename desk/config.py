@@ -1,8 +1,10 @@
 """Desk settings: one typed object read from environment variables (docs/configuration.md).
 
 In production (``RELEND_ENV`` unset or ``production``) the desk refuses to start with a missing,
-empty, short or public secret, with the demo login or the demo agents switched on, or with the
-borrower-app and agent secrets equal (see common/settings.py).
+empty, short or public secret (its own five, and the backend's service token
+``RELEND_BACKEND_TOKEN``, which the agent console's borrower records need), with the demo login
+or the demo agents switched on, or with the borrower-app and agent secrets equal (see
+common/settings.py).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ SANDBOX_DEFAULTS = {
     "agent_secret": "relend-sandbox-agent-secret",
     "channel_secret": "relend-sandbox-channel-secret",
     "rasa_jwt_secret": "relend-sandbox-rasa-jwt-secret",
-    # the eligibility backend's public sandbox token: only the demo login uses it, and the demo
-    # login is refused in production, so production never needs it
+    # the eligibility backend's public sandbox token (the demo login's borrower list, the
+    # console's borrower records); production needs a real one (``check``)
     "backend_token": "relend-sandbox-token",
 }
 
@@ -50,7 +52,8 @@ class DeskSettings(RelendSettings):
     # how often the desk looks for turns a crash left behind and asks Rasa whether it is
     # back for conversations sent to agents only because it was down
     assistant_probe_seconds: float = Field(5.0, env="RELEND_DESK_ASSISTANT_PROBE_SECONDS")
-    # the eligibility backend, asked for the sandbox's demo borrowers (demo login only)
+    # the eligibility backend: the sandbox's demo borrowers (demo login) and the borrower
+    # records the agent console shows (desk/records.py), with the backend's service token
     backend_url: str = Field("http://127.0.0.1:8081", env="RELEND_BACKEND_URL")
     backend_token: str = Field("", env="RELEND_BACKEND_TOKEN")
     max_message_chars: int = Field(2000, env="RELEND_DESK_MAX_MESSAGE_CHARS")
@@ -100,4 +103,5 @@ class DeskSettings(RelendSettings):
             "RELEND_AGENT_SECRET": self.agent_secret,
             "RELEND_CHANNEL_SECRET": self.channel_secret,
             "RELEND_RASA_JWT_SECRET": self.rasa_jwt_secret,
+            "RELEND_BACKEND_TOKEN": self.backend_token,
         }, extra)

@@ -12,6 +12,7 @@ from .demo_borrowers import DemoDirectory
 from .guards import LoginThrottle, RateLimiter
 from .hub import Hub
 from .rasa_client import RasaClient
+from .records import RecordsSource
 from .turns import Turns
 
 
@@ -23,6 +24,7 @@ class DeskContext:
     rasa: RasaClient
     turns: Turns
     demo: DemoDirectory  # the sandbox's demo borrowers (tests put a fixed list here)
+    records: RecordsSource  # a borrower's loans, repayments, reminders (the backend's)
     borrower_rate: RateLimiter  # borrower messages, per borrower
     frame_rate: RateLimiter  # any chat frame, per borrower
     login_by_name: LoginThrottle

@@ -19,8 +19,10 @@ claimed in the last ``ESTIMATE_HOURS`` hours, and only when there are at least
 ``ESTIMATE_MIN_CASES`` of them; minus what this case has waited already. No figure at all
 otherwise (too few recent cases, or this case has waited longer than the median).
 
-**A person joining or leaving** is stored as a system message in the conversation (in the
-case's language), in the transaction that claims or ends the case: it is replayed with the
+**A person joining or leaving** is stored as a system message in the conversation, in the
+language of the borrower's latest message that is clearly Chinese or English, else the app's
+locale (the assistant's reply-language rule, docs/nlu-labelling.md; one detection shared with
+it, ``common.language``), in the transaction that claims or ends the case: it is replayed with the
 history on any device, and agents read it in the transcript.
 
 **The case's context** is what the bot knew at handoff. When the assistant checks the
@@ -42,6 +44,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.language import reply_language
 from common.texts import languages
 from common.texts import text as catalog_text
 
@@ -57,6 +60,8 @@ BOT, WAITING, AGENT = "bot", "waiting", "agent"
 ESTIMATE_CASES = 20
 ESTIMATE_HOURS = 3
 ESTIMATE_MIN_CASES = 5
+# how far back the desk looks for a message of the borrower's that is clearly in a language
+LANGUAGE_MESSAGES = 20
 
 # an agent's display name "李娜 Li Na": the Chinese name, then the Latin one (chat.js does
 # the same for the page)
@@ -165,12 +170,19 @@ def name_in(display_name: str | None, lang: str) -> str | None:
     return two.group(2) if lang == "en" else two.group(1)
 
 
-def _language(session: Session, case: Case) -> str:
-    """The case's language (the one the bot spoke), else the conversation's."""
-    if case.language in languages():
-        return case.language
-    conversation = session.get(Conversation, case.conversation_id)
-    return conversation.locale[:2] if conversation is not None else "zh"
+def conversation_language(session: Session, conversation_id: str) -> str:
+    """The language the desk writes its own lines to this borrower in: the reply-language
+    rule (``common.language.reply_language``, the same detection as the assistant's) over
+    the borrower's latest ``LANGUAGE_MESSAGES`` messages in this conversation, else the
+    conversation's locale (the app's), else Chinese."""
+    conversation = session.get(Conversation, conversation_id)
+    written = session.execute(
+        select(Message.text).where(Message.conversation_id == conversation_id,
+                                   Message.sender == "borrower",
+                                   Message.masked_at.is_(None))
+        .order_by(Message.id.desc()).limit(LANGUAGE_MESSAGES)).scalars()
+    lang = reply_language(conversation.locale if conversation is not None else None, written)
+    return lang if lang in languages() else "zh"
 
 
 def _system_message(session: Session, conversation_id: str, text: str, now: datetime
@@ -195,7 +207,7 @@ def claim(session: Session, case_id: int, agent_id: int, now: datetime
     message = None
     if won:
         case = session.get(Case, case_id)
-        lang = _language(session, case)
+        lang = conversation_language(session, case.conversation_id)
         name = name_in((session.get(Agent, agent_id) or Agent()).display_name, lang)
         text = (catalog_text("desk.agent_joined", lang, name=name) if name
                 else catalog_text("desk.agent_joined_anon", lang))
@@ -216,7 +228,7 @@ def end(session: Session, case: Case, status: str, now: datetime, note: str | No
     "the person left, the assistant is back" in the conversation (its frame; else None)."""
     message = None
     if case.status == "claimed":
-        lang = _language(session, case)
+        lang = conversation_language(session, case.conversation_id)
         message = _system_message(session, case.conversation_id,
                                   catalog_text("desk.agent_left", lang), now)
     service.end_case(session, case, status, now, note)  # commits the line with the case

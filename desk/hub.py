@@ -19,6 +19,11 @@ queue and the open case). When Redis is unavailable:
   with 1012 (service restart), since it may have missed frames meanwhile: the clients
   reconnect at once and replay what they missed from the database.
 
+Besides frames for sockets, a desk can signal the other desks (``to_desks``): a frame of a
+kind some part of the desk registered a handler for (``on``), e.g. desk/notices.py's "a
+notice waits for this conversation" in quiet hours, which the desk holding the borrower's
+socket acts on. Signals are best effort: one lost while Redis is away is not replayed.
+
 Without Redis (the default) the hub is in-process only, as for one desk.
 """
 
@@ -32,6 +37,7 @@ import os
 import socket as socket_module
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import WebSocket
@@ -79,6 +85,8 @@ class Hub:
         self._dropped: set[str] = set()  # what frames were dropped for, during this outage
         self._held: set[str] = set()  # what frames waited for, during this outage
         self._subscribed = asyncio.Event()
+        # signals from other desks, by kind (``on``); the kinds above are not for handlers
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
 
     # --- sockets of this process ---------------------------------------------------------------
 
@@ -169,6 +177,16 @@ class Hub:
         await self._disconnect_here(agent_id)
         self._publish({"to": "disconnect", "agent_id": agent_id})
 
+    def on(self, kind: str, handler: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """Signals of ``kind`` from other desks go to ``handler`` (awaited by the listener:
+        it should return quickly)."""
+        assert kind not in ("borrower", "agent", "agents", "disconnect", "resync"), kind
+        self._handlers[kind] = handler
+
+    async def to_desks(self, kind: str, **fields: Any) -> None:
+        """Signal the other desks (their ``on(kind, ...)`` handlers); nothing without Redis."""
+        self._publish({"to": kind, **fields})
+
     # --- Redis ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -227,8 +245,9 @@ class Hub:
             self._missed_conversations.add(event["conversation_id"])
         elif event["to"] in ("agent", "disconnect"):
             self._missed_agents.add(event["agent_id"])
-        else:
+        elif event["to"] == "agents":
             self._missed_all_agents = True
+        # a signal (``to_desks``) is best effort: nobody replays it
 
     async def _publish_loop(self) -> None:
         """Publish the outbox in order; while Redis is away, hold it (up to HOLD_SECONDS).
@@ -377,6 +396,8 @@ class Hub:
                 await self._agents_here(event["payload"])
             elif to == "disconnect":
                 await self._disconnect_here(int(event["agent_id"]))
+            elif to in self._handlers:
+                await self._handlers[to](event)
             elif to == "resync":
                 conversations = set(event.get("conversations") or [])
                 borrowers, agents = await self._replay_here(

@@ -4,11 +4,14 @@ what the bot resolved alone, and the messages it did not understand -- for a per
 Sources (never logs):
 
 * the desk's database: borrower messages (questions per day), conversations, handoff cases
-  (their ``reason``, and the decision the bot handed over in ``context.decision``);
+  (their ``reason``, and the decision the bot handed over in ``context.decision``), and the
+  backend's decisions on appeals (``appeal_decided`` notices, desk/notices.py);
 * Rasa's SQL tracker store (its ``events`` table; SQLite at ``RELEND_TRACKER_DB`` in the
   embedded default, PostgreSQL in production: ``RELEND_INSIGHTS_TRACKER_URL``): user events
-  (intent, confidence, text), the ``primary_reason`` and ``appeal_ids`` slots, and the
-  ``action_clarify`` / ``utter_out_of_scope`` actions.
+  (intent, confidence, text), the ``primary_reason``, ``appeal_reason_code`` and
+  ``appeal_ids`` slots (an appeal filed, and for what), and the ``action_clarify`` /
+  ``utter_out_of_scope`` actions. Read once per store, period and newest event id
+  (``tracker_facts``); the desk's records are read on every request.
 
 Days are UTC days. Every text that leaves this module is masked (desk/masking.py).
 
@@ -32,9 +35,12 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
+import statistics
 import tempfile
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -42,13 +48,26 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    func,
+    select,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from common.texts import languages, subtree
+
 from .masking import mask, mask_text
-from .models import Case, Message
+from .models import Case, Message, Notice
 from .service import DeskError
 
 log = logging.getLogger("relend.desk")
@@ -62,6 +81,10 @@ MAX_LABEL_CHARS = 500
 NOT_LABELLABLE = {"nlu_fallback"}
 FALLBACK, CLARIFY, OUT_OF_SCOPE = "fallback", "clarify", "out_of_scope"
 CONFIDENCE_BUCKETS = 10  # 0.0-0.1, ..., 0.9-1.0
+UNKNOWN_REASON = "unknown"  # an appeal whose reason neither the tracker nor a decision gave
+APPEAL_OUTCOMES = ("upheld", "rejected")  # a decided appeal (the backend's appeal_decided)
+CACHE_ENTRIES = 16  # tracker readings kept (desk/insights.py: ``tracker_facts``)
+IN_CHUNK = 500  # senders per IN (...) list of the query for earlier appeal ids
 
 _events = Table(
     "events", MetaData(),
@@ -155,6 +178,9 @@ class TrackerFacts:
     appealed: set[str] | None = None  # senders who asked for an appeal or filed one
     confidences: list[float] | None = None  # typed messages: the top real intent's confidence
     missed: list[dict[str, Any]] | None = None  # {text, kind, intent, confidence, at}
+    # appeals filed in the period: appeal id -> {conversation, at (datetime), reason}
+    filed: dict[str, dict[str, Any]] | None = None
+    groups: list[dict[str, Any]] | None = None  # ``missed`` grouped (group_texts), once
 
 
 def _top_intent(parse: dict[str, Any]) -> tuple[str | None, float | None]:
@@ -168,13 +194,17 @@ def _top_intent(parse: dict[str, Any]) -> tuple[str | None, float | None]:
     return name, confidence
 
 
+# (timestamp, the appeal_ids slot's list, the appeal_reason_code slot's last value then)
+AppealIdsEvent = tuple[float, list[str], str | None]
+
+
 def read_tracker(url: str | None, period: Period) -> TrackerFacts:
     """The tracker's facts for the period; ``available`` False when the store cannot be read
     (the page then says so and shows the desk's figures only)."""
     if not url:
         return TrackerFacts()
     # Rasa's database, only read here: no pool kept, no pragmas (common.db would switch a
-    # SQLite file to WAL), one connection for the one query
+    # SQLite file to WAL), one connection for the queries
     engine = create_engine(url, future=True, poolclass=NullPool,
                            **({"connect_args": {"timeout": 15}} if url.startswith("sqlite")
                               else {}))
@@ -187,13 +217,23 @@ def read_tracker(url: str | None, period: Period) -> TrackerFacts:
                        _events.c.timestamp < period.end.timestamp(),
                        _events.c.type_name.in_(("user", "action", "slot")))
                 .order_by(_events.c.sender_id, _events.c.timestamp, _events.c.id)).all()
+            facts, appeal_events = _scan(rows)
+            earlier = _earlier_appeal_ids(connection, sorted(appeal_events), period)
     except SQLAlchemyError as exc:
         log.warning("insights: the tracker store cannot be read: %s", type(exc).__name__)
         return TrackerFacts()
     finally:
         engine.dispose()
-    facts = TrackerFacts(True, defaultdict(set), set(), [], [])
+    _appeals_filed(facts, appeal_events, earlier)
+    return facts
+
+
+def _scan(rows: Iterable[Any]) -> tuple[TrackerFacts, dict[str, list[AppealIdsEvent]]]:
+    """One pass over the period's events, in each conversation's order."""
+    facts = TrackerFacts(True, defaultdict(set), set(), [], [], {})
     last_user: dict[str, dict[str, Any]] = {}
+    appeal_reason: dict[str, str] = {}  # sender -> the reason of the appeal being filed
+    appeal_events: dict[str, list[AppealIdsEvent]] = defaultdict(list)
     for sender, kind, action, raw, stamp in rows:
         try:
             data = json.loads(raw or "{}")
@@ -233,8 +273,96 @@ def read_tracker(url: str | None, period: Period) -> TrackerFacts:
             name, value = data.get("name"), data.get("value")
             if name == "primary_reason" and isinstance(value, str) and value:
                 facts.reasons[sender].add(value)
-            elif name == "appeal_ids" and value:
-                facts.appealed.add(sender)
+            elif name == "appeal_reason_code" and isinstance(value, str) and value:
+                appeal_reason[sender] = value  # set when an appeal starts; cleared after
+            elif name == "appeal_ids" and isinstance(value, list):
+                appeal_events[sender].append(
+                    (stamp, [str(v) for v in value if v], appeal_reason.get(sender)))
+    return facts, appeal_events
+
+
+def _earlier_appeal_ids(connection: Any, senders: list[str], period: Period
+                        ) -> dict[str, set[str]]:
+    """The appeal ids each of ``senders`` had before the period: the ``appeal_ids`` slot is
+    the conversation's whole list, and Rasa sets it again at every new session (slots are
+    carried over), so only an id it did not hold before is a new appeal."""
+    known: dict[str, set[str]] = defaultdict(set)
+    for n in range(0, len(senders), IN_CHUNK):
+        for sender, raw in connection.execute(
+                select(_events.c.sender_id, _events.c.data)
+                .where(_events.c.type_name == "slot",
+                       _events.c.sender_id.in_(senders[n:n + IN_CHUNK]),
+                       _events.c.timestamp < period.start.timestamp(),
+                       _events.c.data.like("%appeal_ids%"))):
+            try:
+                data = json.loads(raw or "{}")
+            except ValueError:
+                continue
+            if data.get("name") == "appeal_ids" and isinstance(data.get("value"), list):
+                known[sender] |= {str(v) for v in data["value"] if v}
+    return known
+
+
+def _appeals_filed(facts: TrackerFacts, appeal_events: dict[str, list[AppealIdsEvent]],
+                   earlier: dict[str, set[str]]) -> None:
+    """An id that appears in a conversation's ``appeal_ids`` for the first time is an appeal
+    filed then (actions/appeals.py sets the slot with the new id right after filing), for the
+    reason the ``appeal_reason_code`` slot named when the appeal was started."""
+    for sender, events in appeal_events.items():
+        known = set(earlier.get(sender, ()))
+        for stamp, ids, reason in events:
+            for appeal_id in ids:
+                if appeal_id not in known and appeal_id not in facts.filed:
+                    facts.filed[appeal_id] = {
+                        "conversation": sender, "reason": reason,
+                        "at": datetime.fromtimestamp(stamp, timezone.utc)}
+                    facts.appealed.add(sender)
+            known |= set(ids)
+
+
+# --- reading the tracker once per state of it ----------------------------------------------------
+
+_cache: OrderedDict[tuple[Any, ...], TrackerFacts] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def last_event_id(url: str | None) -> int | None:
+    """The tracker's newest event id (Rasa only appends events: any new event raises it);
+    None when the store cannot be read."""
+    if not url:
+        return None
+    engine = create_engine(url, future=True, poolclass=NullPool,
+                           **({"connect_args": {"timeout": 15}} if url.startswith("sqlite")
+                              else {}))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(func.max(_events.c.id))).scalar() or 0
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def tracker_facts(url: str | None, period: Period) -> TrackerFacts:
+    """``read_tracker`` with the messages not understood grouped, kept for the same store,
+    period and newest event id: a page reloaded, the CSV after the page, or another
+    supervisor's look costs one ``max(id)`` instead of a scan of the period and the
+    clustering. A new event (or a store that cannot be read) is read afresh. The desk's own
+    records are always read afresh (cheap, and a case's context can change in place)."""
+    newest = last_event_id(url)
+    key = (url, period.first, period.last, newest)
+    if newest is not None:
+        with _cache_lock:
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]
+    facts = read_tracker(url, period)
+    facts.groups = group_texts(facts.missed or [])
+    if newest is not None and facts.available:
+        with _cache_lock:
+            _cache[key] = facts
+            while len(_cache) > CACHE_ENTRIES:
+                _cache.popitem(last=False)
     return facts
 
 
@@ -288,6 +416,7 @@ def compute(session: Session, period: Period, tracker: TrackerFacts) -> dict[str
     for value in tracker.confidences or ():
         buckets[min(int(max(value, 0.0) * CONFIDENCE_BUCKETS), CONFIDENCE_BUCKETS - 1)] += 1
     missed = tracker.missed or []
+    groups = tracker.groups if tracker.groups is not None else group_texts(missed)
     return {
         "period": {"from": period.first.isoformat(), "to": period.last.isoformat()},
         "tracker_available": tracker.available,
@@ -309,8 +438,76 @@ def compute(session: Session, period: Period, tracker: TrackerFacts) -> dict[str
                        for n, count in enumerate(buckets)],
         "not_understood": {"messages": len(missed),
                            "by_kind": dict(sorted(Counter(m["kind"] for m in missed).items())),
-                           "groups": group_texts(missed)},
+                           "groups": groups},
+        "appeals": appeal_outcomes(session, period, tracker.filed or {}),
     }
+
+
+# --- appeals: outcomes and time to decision -------------------------------------------------------
+
+def appeal_outcomes(session: Session, period: Period, filed: dict[str, dict[str, Any]]
+                    ) -> dict[str, Any]:
+    """The appeals filed in the period (the tracker: ``filed``) and what became of them so
+    far: ``upheld`` or ``rejected`` when the backend's decision reached the desk (its
+    ``appeal_decided`` notice, desk/notices.py, stored once per appeal with when it was
+    decided), else ``pending``; hours from filing to decision, median and 90th percentile.
+    The reason is the decision's (the backend's record), else the one the appeal was started
+    for, else ``unknown``. Per reason, most appeals first, and for all of them."""
+    decided: dict[str, tuple[str, str | None, datetime]] = {}
+    if filed:
+        for data, occurred, received in session.execute(
+                select(Notice.data, Notice.occurred_at, Notice.received_at)
+                .where(Notice.kind == "appeal_decided", Notice.received_at >= period.start)):
+            data = data or {}
+            appeal_id, status = data.get("appeal_id"), data.get("status")
+            if appeal_id in filed and status in APPEAL_OUTCOMES:
+                decided[appeal_id] = (status, data.get("reason_code"), occurred or received)
+    by_reason: dict[str, list[tuple[str, float | None]]] = defaultdict(list)
+    for appeal_id, appeal in filed.items():
+        status, code, at = decided.get(appeal_id, ("pending", None, None))
+        hours = None
+        if at is not None:
+            hours = max(0.0, (at - appeal["at"]).total_seconds() / 3600)
+        by_reason[code or appeal["reason"] or UNKNOWN_REASON].append((status, hours))
+    rows = [{"code": code, **_appeal_figures(items)} for code, items in
+            sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    return {**_appeal_figures([i for items in by_reason.values() for i in items]),
+            "reasons": rows}
+
+
+def _appeal_figures(items: list[tuple[str, float | None]]) -> dict[str, Any]:
+    outcomes = Counter(status for status, _ in items)
+    hours = sorted(h for _, h in items if h is not None)
+    return {"filed": len(items), "upheld": outcomes["upheld"],
+            "rejected": outcomes["rejected"], "pending": outcomes["pending"],
+            "median_hours": round(statistics.median(hours), 1) if hours else None,
+            "p90_hours": round(percentile(hours, 0.9), 1) if hours else None}
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """The nearest-rank percentile of a sorted, non-empty list: the smallest value that at
+    least ``share`` of the values do not exceed (of 10 values, the 9th for 0.9)."""
+    return ordered[max(1, math.ceil(share * len(ordered))) - 1]
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+def labels(figures: dict[str, Any]) -> dict[str, Any]:
+    """The words for the codes in ``figures``, in every language of the catalog, from the
+    console's one table (``page.console.code.*``: the decision's reason codes;
+    ``page.console.reason.*``: the handoff reasons): the page shows them, the export keeps
+    the codes. A code without words yet is left out (the page shows the code)."""
+    codes = ({r["code"] for r in figures["blocked"]["reasons"]}
+             | {r["code"] for r in figures["appeals"]["reasons"]})
+    reasons = {r["reason"] for r in figures["handoff_reasons"]}
+    out: dict[str, Any] = {}
+    for lang in languages():
+        code_words = subtree("page.console.code", lang)
+        reason_words = subtree("page.console.reason", lang)
+        out[lang] = {"code": {c: code_words[c] for c in sorted(codes) if c in code_words},
+                     "reason": {r: reason_words[r] for r in sorted(reasons)
+                                if r in reason_words}}
+    return out
 
 
 def _share(part: int, whole: int) -> float:
@@ -355,7 +552,8 @@ def group_texts(missed: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def insights(session: Session, period: Period) -> dict[str, Any]:
-    return mask(compute(session, period, read_tracker(tracker_url(), period)))
+    figures = mask(compute(session, period, tracker_facts(tracker_url(), period)))
+    return {**figures, "labels": labels(figures)}
 
 
 # --- CSV ------------------------------------------------------------------------------------------
@@ -390,6 +588,15 @@ def to_csv(figures: dict[str, Any]) -> str:
     for g in figures["not_understood"]["groups"]:
         for t in g["texts"]:
             rows.append(("not_understood", g["id"], t["count"], "", "", "", t["text"]))
+    appeals = figures["appeals"]
+    for key, r in [("all", appeals), *((r["code"], r) for r in appeals["reasons"])]:
+        rows.append(("appeals_filed", key, r["filed"], "", "", "", ""))
+        for outcome in ("upheld", "rejected", "pending"):
+            rows.append((f"appeals_{outcome}", key, r[outcome], _share(r[outcome], r["filed"]),
+                         "", "", ""))
+        # hours in the count column; empty when none of them was decided yet
+        rows.append(("appeal_hours_median", key, r["median_hours"], "", "", "", ""))
+        rows.append(("appeal_hours_p90", key, r["p90_hours"], "", "", "", ""))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)

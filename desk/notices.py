@@ -10,7 +10,9 @@ and, in quiet hours, the moment the notice may go out. Here the desk:
   transaction as the chat message the notice became (or as the waiting notice). A change the
   broker delivers again, or the notifier replays after a restart, finds its key and is
   answered ``duplicate``: no second message, whatever moment the notifier died at;
-- **delivers it as the bot's message** in the conversation's language, rendered from the
+- **delivers it as the bot's message** in the borrower's language (the reply-language rule:
+  their latest clearly Chinese or English message, else the app's locale;
+  ``handoffs.conversation_language``), rendered from the
   catalog (``notice.*`` in texts/*.yml) -- stored, so it is replayed on reconnect and agents
   see it in the transcript -- and logs it into the assistant's tracker as a bot event (with
   ``metadata.notice``: the key) when the assistant has a tracker for the conversation, so it
@@ -21,7 +23,8 @@ and, in quiet hours, the moment the notice may go out. Here the desk:
   (``context.notices``, the text in the case's language) and the consoles hear
   ``case_context``; the borrower gets nothing from the bot meanwhile;
 - **holds it** (``waiting``) until ``deliver_after`` (quiet hours, decided by the notifier in
-  the borrower's time zone; unless the borrower is in the chat on this desk right now) --
+  the borrower's time zone; unless the borrower is in the chat right now, on any desk: see
+  below) --
   ``release`` sends what came due, the notifier calls it every round -- and while the
   borrower has no conversation yet: the first time they open the
   chat (``opened``, from the chat socket's start through ``Turns.resume_conversation``),
@@ -29,6 +32,14 @@ and, in quiet hours, the moment the notice may go out. Here the desk:
 
 A waiting notice is delivered by one atomic update of its state in the transaction that
 stores its message: of two desks (or a release and an opening) exactly one stores it.
+
+"In the chat right now" across several desks (behind a load balancer, sharing Redis): the desk
+the notifier reached knows only its own sockets. When it holds a notice for quiet hours, it
+signals the other desks on the hub's Redis channel (``SIGNAL``, with the conversation id);
+each desk with a socket of that conversation runs ``opened`` -- the same path as opening the
+chat, whose one-claim update keeps delivery exactly once however many desks hear the signal.
+A signal lost (Redis away longer than the hub holds frames) costs only the wait: the notice
+goes out when quiet hours end, or when the borrower next opens the chat.
 
 Why the desk renders rather than a bot turn through Rasa's ``trigger_intent``: a
 ``trigger_intent`` turn that Rasa completed but the desk did not store (a crash, a timeout) is
@@ -41,6 +52,7 @@ tracker still learns what was said.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -68,6 +80,8 @@ WAITING, DELIVERED, TO_AGENT = "waiting", "delivered", "to_agent"
 # a decision checked longer ago than this is not told as "you can borrow X now": the notice
 # then only invites the borrower to ask (it may have waited for quiet hours or a first chat)
 FRESH_DECISION = timedelta(minutes=15)
+# the hub signal "a notice waits for this conversation": desks with its socket deliver it
+SIGNAL = "notice_waiting"
 DEFAULT_ZONE = "Asia/Shanghai"  # when the notice names none (the notifier always does)
 
 
@@ -211,6 +225,29 @@ class Notices:
         self.hub = hub
         self.rasa = rasa
         self.locks = locks  # turns.ConversationLocks: a notice never lands inside a turn
+        self._signalled_tasks: set[asyncio.Task[None]] = set()
+
+    def listen(self) -> None:
+        """Act on other desks' ``SIGNAL`` (create_app calls this once per desk)."""
+        self.hub.on(SIGNAL, self._signalled)
+
+    async def _signalled(self, event: Mapping[str, Any]) -> None:
+        """Another desk held a notice for quiet hours: if the borrower is in the chat on this
+        desk, deliver what waits for them (in a task: the hub's listener goes on at once)."""
+        conversation_id = str(event.get("conversation_id") or "")
+        if not self.hub.borrowers.get(conversation_id):
+            return
+
+        async def deliver() -> None:
+            try:
+                await self.opened(conversation_id)
+            except Exception:  # they stay waiting: quiet hours' end or the next opening
+                log.exception("conversation %s: a notice another desk held could not be "
+                              "delivered here", conversation_id)
+
+        task = asyncio.get_running_loop().create_task(deliver())
+        self._signalled_tasks.add(task)
+        task.add_done_callback(self._signalled_tasks.discard)
 
     async def receive(self, notice: Mapping[str, Any], now: datetime | None = None
                       ) -> dict[str, Any]:
@@ -228,13 +265,17 @@ class Notices:
             conversation_id = session.execute(select(Conversation.id).where(
                 Conversation.borrower_id == notice["borrower_id"])).scalar()
         deliver_after = parse_moment(notice.get("deliver_after"))
-        # quiet hours hold back a push, not a message to someone in the chat right now (on
-        # this desk: with several, one connected elsewhere gets it after the quiet hours)
+        # quiet hours hold back a push, not a message to someone in the chat right now: on
+        # this desk it goes out at once; a desk with their socket hears SIGNAL and sends it
         looking = conversation_id is not None and bool(self.hub.borrowers.get(conversation_id))
         due = conversation_id is not None and (
             deliver_after is None or deliver_after <= now or looking)
         if not due:
-            return await self._store(notice, conversation_id, deliver_after, now, deliver=False)
+            answer = await self._store(notice, conversation_id, deliver_after, now,
+                                       deliver=False)
+            if conversation_id is not None and answer["status"] == WAITING:
+                await self.hub.to_desks(SIGNAL, conversation_id=conversation_id)
+            return answer
         if looking:  # what was held for them comes first, in order
             await self.opened(conversation_id, now)
         async with self.locks(conversation_id):
@@ -329,7 +370,9 @@ class Notices:
             row.state, row.case_id = TO_AGENT, case.id
             session.flush()
             return {"case_id": case.id}
-        lang = conversation.locale[:2]
+        # the borrower's language: that of their latest clear message, else the app's locale
+        # (a borrower who never chatted has no messages: the locale decides)
+        lang = handoffs.conversation_language(session, conversation.id)
         message = Message(conversation_id=conversation.id, sender="bot",
                           text=render(row.kind, row.data, lang, row.timezone, now, row.decision),
                           notice=row.kind, created_at=now)

@@ -130,12 +130,8 @@ def add_message(session: Session, conversation_id: str, sender: str, text: str, 
     """Store a message once; a repeated client id returns the stored one (created=False).
     ``state``: a borrower message's turn state (``pending``: stored with it, so no
     acknowledged message is ever without one; desk/turns.py)."""
-    if client_id:
-        existing = session.execute(select(Message).where(
-            Message.conversation_id == conversation_id,
-            Message.client_message_id == client_id)).scalar_one_or_none()
-        if existing is not None:
-            return existing, False
+    # no look-up first: a repeated client id is refused by uq_messages_client_id (the socket
+    # has just looked for it, acknowledge_resend), and the stored one is read then
     message = Message(conversation_id=conversation_id, sender=sender, text=text,
                       buttons=buttons or None, client_message_id=client_id,
                       agent_name=agent_name, created_at=now, state=state,
@@ -147,6 +143,8 @@ def add_message(session: Session, conversation_id: str, sender: str, text: str, 
         session.commit()
     except IntegrityError:
         session.rollback()
+        if not client_id:
+            raise
         existing = session.execute(select(Message).where(
             Message.conversation_id == conversation_id,
             Message.client_message_id == client_id)).scalar_one()

@@ -52,12 +52,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from common import situation
@@ -427,12 +427,14 @@ class Turns:
             return Claimed(message.id, message.conversation_id, message.text,
                            message.forwarded_at)
 
-    def _set_state(self, message_id: int, state: str, *, forwarded: bool = False) -> None:
+    def _set_state(self, message_id: int, state: str, *, forwarded: bool = False,
+                   session: Session | None = None) -> None:
+        """(``session``: in that session, committed; else in a session of its own.)"""
         now = utc_now()
         values: dict[str, Any] = {"state": state, "state_at": now}
         if forwarded:  # kept from the first time: where to look for it in the tracker
             values["forwarded_at"] = func.coalesce(Message.forwarded_at, now)
-        with self.sessions() as session:
+        with self.sessions() if session is None else nullcontext(session) as session:
             session.execute(update(Message).where(Message.id == message_id).values(**values)
                             .execution_options(synchronize_session=False))
             session.commit()
@@ -440,12 +442,11 @@ class Turns:
     def _offered_payloads(self, session: Session, message: Claimed) -> set[str]:
         """The payloads of the buttons the bot offered since the borrower's previous message
         (the chat page disables older ones): the only texts that go to Rasa as intents."""
-        previous = session.execute(
-            select(Message.id).where(Message.conversation_id == message.conversation_id,
-                                     Message.sender == "borrower", Message.id < message.id)
-            .order_by(Message.id.desc()).limit(1)).scalar() or 0
+        previous = select(func.coalesce(func.max(Message.id), 0)).where(
+            Message.conversation_id == message.conversation_id, Message.sender == "borrower",
+            Message.id < message.id).scalar_subquery()
         offered: set[str] = set()
-        for buttons in session.execute(
+        for buttons in session.execute(  # one statement: the previous message as a subquery
                 select(Message.buttons).where(Message.conversation_id == message.conversation_id,
                                               Message.sender == "bot", Message.id > previous,
                                               Message.id < message.id)).scalars():
@@ -456,9 +457,13 @@ class Turns:
 
     async def _turn(self, message: Claimed) -> None:
         conversation_id = message.conversation_id
-        with self.sessions() as session:
-            owner = session.get(Conversation, conversation_id).owner
-            case = service.open_case_for(session, conversation_id)
+        with self.sessions() as session:  # the conversation and its open case, if any
+            conversation, case = session.execute(
+                select(Conversation, Case).outerjoin(Case, and_(
+                    Case.conversation_id == Conversation.id, Case.status.in_(service.OPEN_CASE)))
+                .where(Conversation.id == conversation_id)).one()
+            owner = conversation.owner
+            metadata = {"borrower_id": conversation.borrower_id, "locale": conversation.locale}
             waiting_for_assistant = case is not None and case.status == "waiting" \
                 and case.reason == UNAVAILABLE
         if owner != "bot" and waiting_for_assistant:
@@ -470,13 +475,11 @@ class Turns:
         if owner == "bot":
             await self.hub.to_borrower(conversation_id, {"type": "typing", "on": True})
         try:
-            replies: list[dict[str, Any]] | None = await self._forward(message)
+            replies: list[dict[str, Any]] | None = await self._forward(message, metadata)
             cause = ""
         except AssistantUnavailable as exc:
             replies, cause = None, str(exc)
         await self.hub.to_borrower(conversation_id, {"type": "typing", "on": False})
-        with self.sessions() as session:
-            owner_now = session.get(Conversation, conversation_id).owner
         if owner != "bot":
             self._set_state(message.id, DONE)  # an agent has the conversation
             if replies is None:
@@ -488,7 +491,8 @@ class Turns:
                           "owns the conversation; dropped %d message(s)", conversation_id,
                           message.id, len(replies))
             return
-        if replies is not None and not text_replies(replies) and owner_now == "bot":
+        if replies is not None and not text_replies(replies) \
+                and self._owner(conversation_id) == "bot":  # still the bot's: read it now
             replies, cause = None, EMPTY_ANSWER
         if replies is None:
             log.error("conversation %s: turn of message %d failed: %s; the borrower is told "
@@ -498,14 +502,24 @@ class Turns:
             return
         await self._finish(message.id, conversation_id, replies)
 
-    async def _forward(self, message: Claimed) -> list[dict[str, Any]]:
+    def _owner(self, conversation_id: str) -> str:
+        with self.sessions() as session:
+            return session.get(Conversation, conversation_id).owner
+
+    async def _forward(self, message: Claimed, metadata: dict[str, Any] | None = None
+                       ) -> list[dict[str, Any]]:
         """The assistant's replies to the message. One forwarded before (its turn failed or
         was interrupted) is first looked for in Rasa's tracker: if Rasa answered it, those
-        replies are the answer and it is not sent again."""
+        replies are the answer and it is not sent again. ``metadata``: the conversation's
+        ``borrower_id`` and ``locale``, when the caller has just read them."""
         with self.sessions() as session:
-            conversation = session.get(Conversation, message.conversation_id)
-            metadata = {"borrower_id": conversation.borrower_id, "locale": conversation.locale}
+            if metadata is None:
+                conversation = session.get(Conversation, message.conversation_id)
+                metadata = {"borrower_id": conversation.borrower_id,
+                            "locale": conversation.locale}
             text = forwarded_text(message.text, self._offered_payloads(session, message))
+            if message.forwarded_at is None:  # the first time: sent right after this
+                self._set_state(message.id, SENDING, forwarded=True, session=session)
         if message.forwarded_at is not None:
             self._set_state(message.id, SENDING)  # a fresh state_at: this turn is alive
             tracker = await self.rasa.tracker(message.conversation_id)
@@ -515,7 +529,7 @@ class Turns:
                          "desk stopped or gave up; delivering its replies", message.conversation_id,
                          message.id)
                 return found
-        self._set_state(message.id, SENDING, forwarded=True)  # and a fresh state_at
+            self._set_state(message.id, SENDING, forwarded=True)  # and a fresh state_at
         return await self.rasa.send(message.conversation_id, text, metadata)
 
     async def _reset_if_due(self, conversation_id: str) -> None:
@@ -598,7 +612,8 @@ class Turns:
         """The assistant did not answer: keep the message, tell the borrower, bring a person."""
         with self.sessions() as session:
             conversation = session.get(Conversation, conversation_id)
-            lang = conversation.locale[:2] if conversation else "zh"
+            # the borrower's language (the reply-language rule), as the bot would have answered
+            lang = handoffs.conversation_language(session, conversation_id)
             transcript = [{"sender": m.sender, "text": m.text}
                           for m in service.messages_after(session, conversation_id, 0)[-50:]]
             if conversation is not None and conversation.owner == "bot":
@@ -644,7 +659,7 @@ class Turns:
                 select(Message.id).where(Message.conversation_id == conversation_id,
                                          Message.state == FAILED).order_by(Message.id)
             ).scalars())
-            lang = session.get(Conversation, conversation_id).locale[:2]
+            lang = handoffs.conversation_language(session, conversation_id)
         first = self._claim(unanswered[0], (FAILED,)) if unanswered else None
         if unanswered and first is None:
             return False  # another task is sending it again right now

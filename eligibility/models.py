@@ -291,11 +291,15 @@ class OutboxMessage(Base):
 
     The publisher (eligibility/outbox.py) delivers rows in ``id`` order and sets
     ``published_at`` only after the broker confirmed; ``key`` is the change's idempotency key
-    (unique: recording the same change twice is refused by the database).
+    (unique: recording the same change twice is refused by the database). An ``id`` is never
+    given out twice, also after its row was deleted (a reseeded sandbox).
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("key", name="uq_outbox_key"),)
+    # AUTOINCREMENT: SQLite never gives a deleted row's id out again (consumers keep a cursor
+    # on ``id``; migration 0003). PostgreSQL's sequence never goes back anyway.
+    __table_args__ = (UniqueConstraint("key", name="uq_outbox_key"),
+                      {"sqlite_autoincrement": True})
 
     id = Column(Integer, primary_key=True, autoincrement=True)
     key = Column(String(200), nullable=False)

@@ -15,7 +15,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Extra, Field, confloat, conint
+from pydantic import BaseModel, Extra, Field, confloat, conint, root_validator
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,24 @@ class RepaymentFixture(_Strict):
     paid_minutes_ago: conint(ge=0) = 10  # type: ignore[valid-type]
     posts_in_minutes: conint(ge=-100000) | None = Field(  # type: ignore[valid-type]
         None, description="None: already posted; negative: posting is late")
+    # for scripts that wait for the posting (its notice): a few seconds, not a minute
+    posts_in_seconds: conint(ge=-6_000_000, le=6_000_000) | None = Field(  # type: ignore[valid-type]
+        None, description="the same in seconds (give one of the two, or neither)")
+
+    @root_validator(skip_on_failure=True)
+    def _one_posting_time(cls, values: dict[str, Any]) -> dict[str, Any]:
+        if values.get("posts_in_minutes") is not None \
+                and values.get("posts_in_seconds") is not None:
+            raise ValueError("give posts_in_minutes or posts_in_seconds, not both")
+        return values
+
+    def posts_in(self) -> timedelta | None:
+        """When it posts, from the moment the fixture is written (None: already posted)."""
+        if self.posts_in_seconds is not None:
+            return timedelta(seconds=self.posts_in_seconds)
+        if self.posts_in_minutes is not None:
+            return timedelta(minutes=self.posts_in_minutes)
+        return None
 
 
 class IdentityFixture(_Strict):
@@ -144,8 +162,7 @@ def put_borrower(session: Session, borrower_id: str, fixture: SandboxBorrower,
     for repayment in fixture.repayments:
         b.repayment(_pick(loans, repayment.loan), repayment.amount,
                     paid_ago=timedelta(minutes=repayment.paid_minutes_ago),
-                    posts_in=None if repayment.posts_in_minutes is None
-                    else timedelta(minutes=repayment.posts_in_minutes))
+                    posts_in=repayment.posts_in())
     if fixture.identity is not None:
         b.identity(expires_in=None if fixture.identity.expires_in_days is None
                    else fixture.identity.expires_in_days * DAY,

@@ -8,8 +8,10 @@ in outbox order, and let a change go only after the desk stored it:
   queue after a pause;
 - **feed**: the cursor is the desk's (the newest outbox id it stored, read at start), so a
   restarted notifier goes on where the desk's records end; a failure retries the same change.
-  If the backend's row at the cursor is not the change handled there (its ids went back: a
-  reseeded SQLite sandbox), the feed is read again from its start (the desk dedupes by key).
+  Every read starts at the cursor's own row: if it is not the change handled there (the
+  backend's ids went back: its database replaced or restored while the desk's was kept; a
+  reseed no longer does it, the outbox's ids are never given out twice), the feed is read
+  again from its start (the desk dedupes by key).
 
 Each round also asks the desk to release notices whose quiet hours are over. A round that
 reached the desk (and the feed, or with the broker connected) touches
@@ -32,6 +34,7 @@ from .handler import DeskUnavailable, Handler
 
 log = logging.getLogger("relend.notices")
 RETRY_SECONDS = 2.0
+FEED_LIMIT = 1000  # the most the backend's feed hands out at once
 
 
 def beat(settings: NoticeSettings) -> None:
@@ -57,27 +60,25 @@ async def _read_feed(settings: NoticeSettings, client: httpx.AsyncClient, after:
 
 
 async def _cursor_holds(settings: NoticeSettings, handler: Handler, client: httpx.AsyncClient,
-                        after: int, last_key: str | None) -> bool:
-    """Whether the backend's row ``after`` is still the change handled last. It is not when
-    the backend's ids went back (a reseeded SQLite sandbox deletes its demo rows, and SQLite
-    gives their ids out again): the changes under reused ids would be skipped for ever.
-    Without the key in memory (at start), the desk says: a change it knows is ``duplicate``."""
+                        after: int) -> bool:
+    """At start: whether the backend's row ``after`` (the desk's cursor) is a change the desk
+    knows (it answers ``duplicate``). It is not when the backend's ids went back (its
+    database replaced while the desk's was kept): the changes under those ids would be
+    skipped for ever."""
     if after == 0:
         return True
     rows = await _read_feed(settings, client, after - 1, 1)
     if not rows or int(rows[0]["id"]) != after:
         return False
-    if last_key is not None:
-        return rows[0].get("key") == last_key
     return await handler(rows[0]) == "duplicate"
 
 
 async def run_feed(settings: NoticeSettings, handler: Handler, client: httpx.AsyncClient,
                    *, once: bool = False) -> int:
     """Read the outbox feed from the desk's cursor on. ``once``: until the feed is empty
-    (returns how many changes were handled), else for ever. When the backend's row at the
-    cursor is no longer the change handled there, the feed is read again from its start (the
-    desk answers ``duplicate`` to every change it has)."""
+    (returns how many changes were handled), else for ever. Each read starts at the cursor's
+    row; when it is no longer the change handled there, the feed is read again from its start
+    (the desk answers ``duplicate`` to every change it has)."""
     handled = 0
     after = None
     last_key: str | None = None
@@ -85,22 +86,29 @@ async def run_feed(settings: NoticeSettings, handler: Handler, client: httpx.Asy
         try:
             if after is None:
                 after = await handler.cursor()
-                if not await _cursor_holds(settings, handler, client, after, None):
+                if not await _cursor_holds(settings, handler, client, after):
                     log.warning("the backend's outbox row %d is not the change the desk "
                                 "stored there: reading the feed from its start", after)
                     after = 0
                 log.info("reading the outbox feed after id %d", after)
-            messages = await _read_feed(settings, client, after, settings.batch)
+            messages = await _read_feed(settings, client, max(after - 1, 0),
+                                        min(settings.batch + bool(after), FEED_LIMIT))
+            if after:
+                # the row at the cursor comes first: is it still the change handled there?
+                # Checked every round, so that changes recorded under ids that went back are
+                # not passed over by a newer one above the cursor
+                head = messages.pop(0) if messages else None
+                if head is None or int(head["id"]) != after or \
+                        (last_key is not None and head.get("key") != last_key):
+                    log.warning("the backend's outbox ids went back (row %d is not the change "
+                                "handled there): reading the feed again from its start", after)
+                    after, last_key = 0, None
+                    continue
+                last_key = str(head.get("key"))
             for message in messages:
                 await handler(message)
                 after, last_key = int(message["id"]), str(message.get("key"))
                 handled += 1
-            if not messages and not await _cursor_holds(settings, handler, client, after,
-                                                        last_key):
-                log.warning("the backend's outbox ids went back (row %d is not the change "
-                            "handled there): reading the feed again from its start", after)
-                after, last_key = 0, None
-                continue
         except (DeskUnavailable, httpx.HTTPError, ValueError) as exc:
             log.warning("notices: %s; trying again in %.0f s", exc, RETRY_SECONDS)
             if once:

@@ -44,6 +44,10 @@ def check(expect: dict[str, Any], result: TurnResult) -> list[str]:
         problems.append(f"expected silence, got {len(result.replies())} message(s)")
     if expect.get("silent") is False and not result.replies():
         problems.append("expected a reply, got none")
+    if "notice" in expect:
+        kinds = [m.get("notice") for m in result.replies(sender) if m.get("notice")]
+        if expect["notice"] not in kinds:
+            problems.append(f"no {expect['notice']} notice among the replies (notices: {kinds})")
     if "reason" in expect:
         actual = (result.slots or {}).get("primary_reason")
         if actual != expect["reason"]:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import requests
@@ -135,26 +136,46 @@ class LiveConversation:
             raise LiveError("the desk closed the chat connection")
         return frame
 
-    async def collect(self, seconds: float, *, until_sender: str | None = None
-                      ) -> list[dict[str, Any]]:
-        """Messages arriving within ``seconds`` (or until one from ``until_sender``)."""
-        arrived: list[dict[str, Any]] = []
+    async def _bot_messages(self, seconds: float) -> AsyncIterator[dict[str, Any]]:
+        """Each message from the bot or an agent arriving within ``seconds`` (buttons noted
+        as the latest offered)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while (remaining := deadline - loop.time()) > 0:
             try:
                 frame = await asyncio.wait_for(self.frames.get(), remaining)
             except asyncio.TimeoutError:
-                break
+                return
+            if frame.get("type") == "closed":
+                raise LiveError("the desk closed the chat connection")
             if frame.get("type") == "message" and frame.get("sender") != "borrower":
-                arrived.append(frame)
                 if frame.get("buttons"):
                     self.last_buttons = frame["buttons"]
-                if until_sender and frame.get("sender") == until_sender:
-                    # the rest of that batch follows immediately
-                    arrived += await self.collect(1.0)
-                    break
+                yield frame
+
+    async def collect(self, seconds: float, *, until_sender: str | None = None
+                      ) -> list[dict[str, Any]]:
+        """Messages arriving within ``seconds`` (or until one from ``until_sender``)."""
+        arrived: list[dict[str, Any]] = []
+        async for frame in self._bot_messages(seconds):
+            arrived.append(frame)
+            if until_sender and frame.get("sender") == until_sender:
+                # the rest of that batch follows immediately
+                arrived += await self.collect(1.0)
+                break
         return arrived
+
+    async def wait_notice(self, seconds: float) -> list[dict[str, Any]]:
+        """Messages arriving within ``seconds``, up to the first proactive notice (a message
+        the desk marks with the kind of change, ``notice``). No notice in time: the turn fails
+        (``AssertionError``), naming what did arrive."""
+        arrived: list[dict[str, Any]] = []
+        async for frame in self._bot_messages(seconds):
+            arrived.append(frame)
+            if frame.get("notice"):
+                return arrived
+        said = [m.get("text") for m in arrived]
+        raise AssertionError(f"no notice arrived within {seconds:g} s (arrived: {said})")
 
     # ---- agent ------------------------------------------------------------------------
     async def _agent(self, method: str, path: str, **kwargs: Any) -> requests.Response:

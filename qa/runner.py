@@ -51,6 +51,8 @@ async def _run_step(conversation: LiveConversation, step: Step) -> TurnResult:
     elif step.kind == "agent_return":
         messages = await conversation.agent_return(step.value if isinstance(step.value, str)
                                                    else None)
+    elif step.kind == "wait_notice":
+        messages = await conversation.wait_notice(step.value)
     else:
         messages = await conversation.agent_close()
     result = TurnResult(messages=messages)

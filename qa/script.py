@@ -21,12 +21,13 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    conint,
     conlist,
     root_validator,
     validator,
 )
 
-STEP_KINDS = ("say", "press", "agent_say", "agent_return", "agent_close")
+STEP_KINDS = ("say", "press", "agent_say", "agent_return", "agent_close", "wait_notice")
 TEXT_STEPS = ("say", "press", "agent_say")
 
 
@@ -64,6 +65,8 @@ class Expect(_Strict):
     handoff: StrictBool | None = None
     appeal: AppealExpectation | None = None
     silent: StrictBool | None = None
+    # the kind of change a proactive notice among the replies names (``repayment_posted``)
+    notice: StrictStr | None = None
     from_: Literal["bot", "agent", "system", "any"] = Field("any", alias="from")
 
 
@@ -75,6 +78,9 @@ class Turn(_Strict):
     agent_say: StrictStr | None = None
     agent_return: StrictStr | None = None  # with an optional note for the bot
     agent_close: None = None
+    # nobody types: wait up to this many seconds for a proactive notice (a bot message the
+    # desk marks with the kind of change); the reply is what arrived until it
+    wait_notice: conint(strict=True, ge=1, le=600) | None = None  # type: ignore[valid-type]
     expect: Expect | None = None
 
     @root_validator(pre=True)
@@ -88,6 +94,12 @@ class Turn(_Strict):
     def _text(cls, value: Any) -> Any:
         if not isinstance(value, str) or not value:
             raise ValueError("needs a text")
+        return value
+
+    @validator("wait_notice", pre=True)
+    def _seconds(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("needs the most seconds to wait (1-600)")
         return value
 
     @property

@@ -27,14 +27,14 @@ from nlu_eval.report import Prediction, parse_all, score, summary_text, write  #
 from nlu_eval.sets import HELDOUT, REAL_SETS, heldout_examples, real_examples  # noqa: E402
 
 # (set, figure, minimum): the real-message set is the one that matters; the held-out set
-# guards against regressions on our own phrasing. The minimums sit 1-2.5 points under what
-# the model measures (README, "NLU": 0.641, 0.643, 0.771, 0.953; training is deterministic),
+# guards against regressions on our own phrasing. The minimums sit 0.8-1.8 points under what
+# the model measures (README, "NLU": 0.658, 0.706, 0.758, 0.938; training is deterministic),
 # so that a change that makes it worse fails. Strict accuracy and routing are not yet at the
 # targets of issue 8 (strict 0.75, routing averaged over the routes 0.85; off-topic 0.75 is
 # reached): raise the gates as the model gets there, never lower them.
 GATES = (
-    ("real", "strict_accuracy", 0.62),
-    ("real", "routing_macro_recall", 0.63),
+    ("real", "strict_accuracy", 0.645),
+    ("real", "routing_macro_recall", 0.69),
     ("real", "off_topic_recall", 0.75),
     ("heldout", "intent_macro_f1", 0.93),
 )

@@ -1,8 +1,9 @@
 """Ports, tokens and paths of the local stack (environment variables, documented in
 docs/configuration.md). Child processes inherit these so every piece agrees.
 
-The stack runs the sandbox unless ``RELEND_ENV=production`` is set: there the three secrets
-between the desk, Rasa and the action server get no default, and ``check()`` refuses missing,
+The stack runs the sandbox unless ``RELEND_ENV=production`` is set: there the secrets
+between the services (backend and desk tokens, channel and Rasa JWT secrets, action token) get
+no default, and ``check()`` refuses missing,
 short or public ones (the servers refuse them too)."""
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class StackConfig:
             actions_port=_port("RELEND_ACTIONS_PORT", 5055),
             rasa_port=_port("RELEND_RASA_PORT", 5005),
             desk_port=_port("RELEND_DESK_PORT", 8090),
-            backend_token=os.environ.get("RELEND_BACKEND_TOKEN", "relend-sandbox-token"),
-            desk_token=os.environ.get("RELEND_DESK_TOKEN", "relend-sandbox-desk-token"),
+            backend_token=_secret("RELEND_BACKEND_TOKEN", "relend-sandbox-token"),
+            desk_token=_secret("RELEND_DESK_TOKEN", "relend-sandbox-desk-token"),
             channel_secret=_secret("RELEND_CHANNEL_SECRET", "relend-sandbox-channel-secret"),
             rasa_jwt_secret=_secret("RELEND_RASA_JWT_SECRET", "relend-sandbox-rasa-jwt-secret"),
             action_token=_secret("RELEND_ACTION_TOKEN", "relend-sandbox-action-token"),
@@ -85,8 +86,11 @@ class StackConfig:
         return f"http://127.0.0.1:{port}"
 
     def check(self) -> None:
-        """In production, refuse the secrets between desk, Rasa and action server when weak."""
+        """In production, refuse weak secrets between the services before starting any (each
+        server refuses them too, but only after the ones before it have started)."""
         refuse_insecure("the local stack", stack_mode(), {
+            "RELEND_BACKEND_TOKEN": self.backend_token,
+            "RELEND_DESK_TOKEN": self.desk_token,
             "RELEND_CHANNEL_SECRET": self.channel_secret,
             "RELEND_RASA_JWT_SECRET": self.rasa_jwt_secret,
             "RELEND_ACTION_TOKEN": self.action_token,

@@ -41,8 +41,10 @@ request stores events in between (the desk's ``action_listen``, ``resume``), the
 first new events are skipped: the borrower's ``user`` event is never stored nor published,
 while the bot's replies are (found in the Redis fault test of tests/topology/). With the fix a
 tracker read from the store remembers how many of its events are stored, and a save stores
-(and publishes) exactly the ones after those, then moves the mark; trackers not read from
-the store (Rasa's own new ones) are saved as before.
+(and publishes) exactly the ones after those, then moves the mark. A tracker not read from
+the store (Rasa's own new one, for a conversation's first message) is saved as before the
+first time and carries the mark from then on: its turn's save neither counts the
+conversation's events again nor relies on nobody having written in between.
 """
 
 from __future__ import annotations
@@ -164,10 +166,12 @@ def _patch_save_what_was_added() -> None:
 
     async def save(self: Any, tracker: Any) -> None:
         await stock_save(self, tracker)
-        if getattr(tracker, STORED_MARK, None) is not None:
-            setattr(tracker, STORED_MARK, len(tracker.events))
+        # a new tracker's first save counted what was stored (stock); from then on it is
+        # marked too, so the turn's own save does not count the conversation's events again
+        setattr(tracker, STORED_MARK, len(tracker.events))
 
     save.relend_fix = SAVE_WHAT_WAS_ADDED  # type: ignore[attr-defined]
+    save.__wrapped__ = stock_save  # type: ignore[attr-defined]  # rasa_patches.active() looks
     SQLTrackerStore._retrieve = _retrieve
     SQLTrackerStore._additional_events = _additional_events
     SQLTrackerStore.stream_events = stream_events

@@ -6,10 +6,9 @@ secret that signs Rasa's API tokens is not on the command line, where any local 
 --jwt-method HS256`` and refuses to start Rasa's HTTP API without a secret (that would leave
 the API open) or, in production, with a short or public one.
 
-Before Rasa starts, it applies the project's run-time fixes to Rasa, pinned to Rasa 3.6.21
-(stack/rasa_patches.py: custom actions' responses validated with a validator built once, the
-SQLite tracker store pooled and in WAL mode, event classes looked up from a table) and
-its correctness fix (stack/rasa_fixes.py: a conversation's latest session found by event id).
+Before Rasa starts, it applies the project's run-time patches to Rasa, pinned to Rasa 3.6.21:
+the speed patches (stack/rasa_patches.py, listed in its ``PATCHES`` and in
+docs/performance.md) and the correctness fixes (stack/rasa_fixes.py, docs/production.md).
 """
 
 from __future__ import annotations

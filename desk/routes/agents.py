@@ -261,8 +261,10 @@ async def run_check(conversation_id: str, agent: CurrentAgent, context: Context,
         raise DeskError(409, "not_your_case", "Claim the case before acting on it.")
     if case is None and not agent.supervisor:
         raise DeskError(403, "forbidden", "Only a supervisor can run a check outside a case.")
-    # the note the bot reads out, in the conversation's language
-    note = catalog_text("desk.run_check_note", conversation.locale[:2])
+    # the note the bot reads out, in the borrower's language (their latest clear message,
+    # else the app's locale: handoffs.conversation_language)
+    note = catalog_text("desk.run_check_note",
+                        handoffs.conversation_language(session, conversation_id))
     session.close()  # nothing held while the assistant answers; the case is read again after
     try:
         replies = await context.turns.resume_bot(conversation_id, note)

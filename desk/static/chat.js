@@ -24,7 +24,8 @@
  * The handoff state (the desk's "handoff" frames, and the "handoff" of every "history" frame,
  * which answers each hello: a reloaded page starts from where the handoff stands): "bot",
  * "waiting" (with the place in the queue, and the expected wait only when the desk can
- * estimate it) or "agent" (with the agent's name). The header says who answers, a bar under it
+ * estimate it: counted down here between the desk's frames, refreshed by each one, gone when
+ * its time is up) or "agent" (with the agent's name). The header says who answers, a bar under it
  * says the borrower waits for a person. A person joining, or leaving with the assistant back,
  * is a system message the desk stores: it comes with the history, on any device.
  *
@@ -89,6 +90,8 @@
   var turnDone = 0;                            // the last message whose turn the desk finished
   var sentHere = {};                           // client_ids sent from this page load
   var syncWaiters = [];                        // relendChat.sync() calls waiting for a history
+  var ESTIMATE_TICK_MS = 15000;                // how often the waiting bar counts the estimate down
+  var estimateTimer = null;
 
   function lang() { return Relend.languageFor(session ? session.locale : chosenLocale); }
   function t(key) { return Relend.text(lang(), key); }
@@ -360,28 +363,48 @@
   function setHandoff(h) {
     if (!h || typeof h !== "object" || ["bot", "waiting", "agent"].indexOf(h.state) < 0) return;
     var minutes = h.expected_minutes;
+    var estimate = typeof minutes === "number" && minutes >= 1 ? Math.round(minutes) : null;
     state.handoff = { state: h.state, position: typeof h.position === "number" ? h.position : null,
                       agent_name: h.agent_name || null,
-                      // the desk's estimate, only when it has one (never made up here)
-                      expected_minutes: typeof minutes === "number" && minutes >= 1 ? Math.round(minutes) : null };
+                      // the desk's estimate, only when it has one (never made up here), and
+                      // when it came: the page counts it down from then (minutesLeft)
+                      expected_minutes: estimate, estimated_at: estimate ? Date.now() : null };
     persist();
     refreshStatus();
   }
 
-  /** The bar under the header while the borrower waits for a person. */
+  /** The desk's estimate counted down since it came (the desk sends a fresh one whenever the
+   *  queue moves, and with every history): whole minutes left, at least 1; null when there is
+   *  no estimate or its time is up (the desk, too, gives no figure past it). */
+  function minutesLeft(h, now) {
+    if (!h || !h.expected_minutes) return null;
+    var since = typeof h.estimated_at === "number" ? h.estimated_at : now;
+    var left = h.expected_minutes * 60000 - Math.max(0, now - since);
+    return left > 0 ? Math.max(1, Math.ceil(left / 60000)) : null;
+  }
+
+  /** The bar under the header while the borrower waits for a person. It is a live region
+   *  (role=status): rewritten only when its words change, so a tick is not read out again. */
   function refreshHandoffBar() {
     var bar = $("handoff-bar");
     var h = state && state.handoff;
     var waiting = !!(h && h.state === "waiting");
+    var minutes = waiting ? minutesLeft(h, Date.now()) : null;
+    // the countdown runs only while there is a figure to count down
+    if (minutes && !estimateTimer) estimateTimer = setInterval(refreshHandoffBar, ESTIMATE_TICK_MS);
+    if (!minutes && estimateTimer) { clearInterval(estimateTimer); estimateTimer = null; }
     bar.hidden = !waiting;
     bar.setAttribute("data-state", h ? h.state : "bot");
-    if (!waiting) { bar.textContent = ""; return; }
+    if (!waiting) { bar.textContent = ""; bar.removeAttribute("data-words"); return; }
     var text = h.position === 1 ? t("waiting_next")
       : h.position > 1 ? fmt(t("waiting_in_queue"), { n: h.position }) : t("waiting_note");
+    var estimate = minutes ? fmt(t("waiting_estimate"), { n: minutes }) : "";
+    if (bar.getAttribute("data-words") === text + "|" + estimate) return;
+    bar.setAttribute("data-words", text + "|" + estimate);
     bar.textContent = text;
-    if (h.expected_minutes) {
+    if (estimate) {
       bar.appendChild(el("span", { "class": "estimate", testid: "handoff-estimate",
-                                   text: fmt(t("waiting_estimate"), { n: h.expected_minutes }) }));
+                                   text: estimate }));
     }
   }
 

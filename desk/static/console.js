@@ -84,6 +84,10 @@
   var lastSocketRefresh = 0;               // when a 4401 on the socket last made us refresh
   var loginUnlockTimer = null;
   var liveBuffer = [];                     // recent live messages (survive a detail reload)
+  // the open case's borrower records (GET /api/agent/cases/{id}/records): {caseId, state:
+  // "loading" | "ok" | "unknown" | "unavailable" | "error", data, error}
+  var records = null;
+  var recordsTicket = 0;                   // only the last look asked for is shown
 
   // ---------- API ----------
   var NO_REFRESH = { "/api/agent/login": true, "/api/agent/refresh": true, "/api/agent/logout": true };
@@ -561,6 +565,7 @@
         $("return-form").hidden = true;
         $("reply").value = "";
       }
+      if (switching || !records || records.caseId !== detail.case_id) loadRecords(detail.case_id, true);
       renderCase(true);
       renderQueue();
     }).catch(function (e) {
@@ -579,7 +584,10 @@
       current = detail;
       if (full) renderCase(true);
       else {
-        if (contextChanged) renderContext();  // the bot checked the account again
+        if (contextChanged) {  // the bot checked the account again, or a change came in
+          loadRecords(id, false);
+          renderContext();
+        }
         renderCaseHead();
         (detail.messages || []).forEach(function (m) { appendMessage(m); });
         renderNotes();
@@ -898,6 +906,8 @@
       }) : [el("span", { "class": "muted small-text", text: t("none") })])
     ]));
 
+    box.appendChild(recordsBlock());
+
     // what changed in the account while a person has the case (desk/notices.py: the bot did
     // not tell the borrower): the kind in the console's language, when, and the text with the
     // backend's figures, in the case's language (what the borrower would have read)
@@ -934,6 +944,135 @@
         }))
       ]));
     }
+  }
+
+  // ---------- the borrower's records (loans, schedule, repayments, reminders) ----------
+  /* The records the assistant answers from (the backend's, through the desk: desk/records.py),
+   * for the open case. Amounts as the rest of the panel (money), days as YYYY-MM-DD in the
+   * borrower's time zone (a due date is a day of theirs), moments as absTime. */
+  function loadRecords(caseId, fresh) {
+    var ticket = ++recordsTicket;
+    // a fresh case starts empty; a reload keeps what is shown until the answer is there
+    if (fresh || !records || records.caseId !== caseId) records = { caseId: caseId, state: "loading" };
+    return api("GET", "/api/agent/cases/" + caseId + "/records").then(function (body) {
+      if (ticket !== recordsTicket) return;
+      records = { caseId: caseId, state: body.known ? "ok" : "unknown", data: body };
+      renderRecords();
+    }).catch(function (e) {
+      if (ticket !== recordsTicket || e.status === 401) return;
+      records = { caseId: caseId, state: e.code === "records_unavailable" ? "unavailable" : "error", error: e };
+      renderRecords();
+    });
+  }
+
+  function dayIn(iso, tz) {
+    var ms = Date.parse(iso);
+    if (!iso || isNaN(ms)) return "—";
+    try {
+      return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(ms);
+    } catch (e) { return absTime(iso).slice(0, 10); }
+  }
+
+  function recordsBlock() {
+    return el("div", { "class": "ctx-block records", id: "ctx-records-block" }, [
+      el("div", { "class": "label records-head" }, [
+        el("span", { text: t("records.title") }),
+        el("button", { type: "button", "class": "btn ghost records-refresh", testid: "ctx-records-refresh",
+                       text: t("records.refresh"), onclick: function () { if (current) loadRecords(current.case_id, false); } })
+      ]),
+      recordsBody()
+    ]);
+  }
+
+  function renderRecords() {
+    var block = $("ctx-records-block");
+    if (!block || !current || !records || records.caseId !== current.case_id) return;
+    var old = block.querySelector("[data-testid=ctx-records]");
+    block.replaceChild(recordsBody(), old);
+  }
+
+  function recordsBody() {
+    var r = current && records && records.caseId === current.case_id ? records : { state: "loading" };
+    var box = el("div", { "class": "ctx-records", testid: "ctx-records", "data-state": r.state });
+    if (r.state === "loading") {
+      box.appendChild(el("div", { "class": "muted small-text", text: t("records.loading") }));
+      return box;
+    }
+    if (r.state === "unavailable" || r.state === "error") {
+      box.appendChild(el("div", { "class": "warn-box", testid: "ctx-records-unavailable",
+        text: r.state === "unavailable" ? t("records.unavailable") : errorText(r.error) }));
+      return box;
+    }
+    if (r.state === "unknown") {
+      box.appendChild(el("div", { "class": "muted small-text", testid: "ctx-records-unknown", text: t("records.unknown") }));
+      return box;
+    }
+    var d = r.data, tz = d.timezone, cur = d.currency;
+    var rem = d.reminders || {};
+    box.appendChild(el("div", { "class": "records-reminders small-text", testid: "ctx-reminders",
+      "data-enabled": String(!!rem.enabled),
+      text: rem.enabled ? fmt(t("records.reminders_on"), { days: rem.days_before }) : t("records.reminders_off") }));
+    var loans = d.loans || [];
+    if (!loans.length) box.appendChild(el("div", { "class": "muted small-text", testid: "ctx-no-loans", text: t("records.no_loans") }));
+    var open = loans.filter(function (l) { return l.status === "open"; });
+    var repaid = loans.filter(function (l) { return l.status !== "open"; });
+    open.forEach(function (l) { box.appendChild(loanCard(l, tz, cur)); });
+    if (repaid.length) {
+      box.appendChild(el("details", { "class": "repaid-loans", testid: "ctx-repaid-loans" }, [
+        el("summary", { text: fmt(t("records.repaid_loans"), { n: repaid.length }) })
+      ].concat(repaid.map(function (l) { return loanCard(l, tz, cur); }))));
+    }
+    if (d.loans_total > loans.length) {
+      box.appendChild(el("div", { "class": "muted small-text", text: fmt(t("records.more_loans"), { shown: loans.length, total: d.loans_total }) }));
+    }
+    var reps = d.repayments || [];
+    box.appendChild(el("div", { "class": "records-sub", text: d.repayments_total > reps.length
+      ? fmt(t("records.repayments_some"), { shown: reps.length, total: d.repayments_total }) : t("records.repayments") }));
+    box.appendChild(reps.length ? el("ol", { "class": "repayments", testid: "ctx-repayments" }, reps.map(function (p) {
+      var what = typeof p.instalment_number === "number" ? fmt(t("records.instalment"), { number: p.instalment_number }) : t("records.early");
+      var status = p.status === "posted" ? t("records.repayment_status.posted")
+        : p.delayed ? t("records.repayment_status.delayed")
+        : p.expected_post_at ? fmt(t("records.repayment_status.posting"), { at: absTime(p.expected_post_at) })
+        : t("records.repayment_status.posting_plain");
+      return el("li", { testid: "ctx-repayment", "data-status": p.status }, [
+        el("span", null, [fmt(t("records.repayment_line"), { day: dayIn(p.paid_at, tz), amount: money(p.amount, cur), what: what }),
+                          " ", el("span", { "class": "muted mono", text: p.loan_id })]),
+        el("span", { "class": "tag " + (p.status === "posted" ? "ok" : "pending"), text: status })
+      ]);
+    })) : el("div", { "class": "muted small-text", testid: "ctx-no-repayments", text: t("records.no_repayments") }));
+    box.appendChild(el("div", { "class": "muted small-text records-tz", text: fmt(t("records.dates_in"), { tz: tz }) }));
+    return box;
+  }
+
+  function loanCard(l, tz, cur) {
+    var rows = (l.instalments || []).map(function (i) {
+      var status = fmt(t("records.status." + (i.status === "paid" && i.days_late ? "paid_late" : i.status)),
+                       { day: dayIn(i.paid_at, tz), days: i.days_late });
+      return el("tr", { testid: "ctx-instalment", "data-number": String(i.number), "data-status": i.status,
+                        "class": i.status }, [
+        el("td", { text: String(i.number) }),
+        el("td", { text: dayIn(i.due_date, tz) }),
+        el("td", { "class": "num", text: money(i.amount, cur) }),
+        el("td", { testid: "ctx-instalment-status", text: status })
+      ]);
+    });
+    return el("div", { "class": "loan", testid: "ctx-loan", "data-loan": l.loan_id, "data-status": l.status }, [
+      el("div", { "class": "loan-head" }, [
+        el("strong", { text: fmt(t("records.loan_head"), { principal: money(l.principal, cur) }) }),
+        el("span", { "class": "tag " + (l.status === "open" ? "appealable" : "ok"), text: t("records.loan_status." + l.status) }),
+        el("span", { "class": "muted small-text mono", text: l.loan_id })
+      ]),
+      el("div", { "class": "small-text", testid: "ctx-loan-progress", text: fmt(t("records.progress"), {
+        paid: l.instalments_paid, total: l.instalments_total, remaining: money(l.remaining_to_repay, cur),
+        opened: dayIn(l.opened_at, tz) }) }),
+      el("table", { "class": "schedule", testid: "ctx-schedule" }, [
+        el("thead", null, [el("tr", null, [
+          el("th", { scope: "col", text: t("records.col.number") }), el("th", { scope: "col", text: t("records.col.due") }),
+          el("th", { scope: "col", text: t("records.col.amount") }), el("th", { scope: "col", text: t("records.col.status") })
+        ])]),
+        el("tbody", null, rows)
+      ])
+    ]);
   }
 
   // ---------- notes ----------

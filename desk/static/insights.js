@@ -121,6 +121,17 @@
   // ---------- figures ----------
   function percent(share) { return (Math.round(share * 1000) / 10).toFixed(1) + "%"; }
 
+  /** A code in words, from the console's one table (the API sends page.console.code.* and
+   *  .reason.* for the codes of the figures, in `labels`); a code without words shows as it
+   *  is, in the cell's title too. */
+  function named(kind, code) {
+    var words = figures && figures.labels && figures.labels[lang] && figures.labels[lang][kind];
+    if (words && words[code]) return words[code];
+    return kind === "code" && code === "unknown" ? t("appeals.unknown_reason") : code;
+  }
+  function codeCell(kind, code) { return { text: named(kind, code), title: code, code: code }; }
+
+  /** Rows of cells: a value, or {text, title, code} (a code in words, the code kept). */
   function table(id, headers, rows) {
     var node = $(id);
     node.textContent = "";
@@ -128,9 +139,13 @@
       return el("th", { scope: "col", text: h });
     }))]));
     node.appendChild(el("tbody", null, rows.length ? rows.map(function (r) {
-      return el("tr", null, r.map(function (c) { return el("td", { text: String(c) }); }));
+      return el("tr", null, r.map(function (c) {
+        if (c && typeof c === "object") return el("td", { text: c.text, title: c.title, "data-code": c.code });
+        return el("td", { text: String(c) });
+      }));
     }) : [el("tr", null, [el("td", { colspan: String(headers.length), text: t("none") })])]));
   }
+  function hours(h) { return h === null || h === undefined ? "—" : Relend.fmt(t("appeals.hours"), { h: h }); }
 
   function chart(id, type, labels, datasets, extra) {
     if (charts[id]) charts[id].destroy();
@@ -151,6 +166,7 @@
     $("sum-resolved").textContent = f.conversations.resolved_by_bot + " · " + percent(f.conversations.resolved_share);
     $("sum-handed").textContent = String(f.conversations.handed_off);
     $("sum-missed").textContent = String(f.not_understood.messages);
+    $("sum-appeals").textContent = String(f.appeals.filed);
 
     var days = f.questions_per_day;
     chart("chart-questions", "bar", days.map(function (d) { return d.day; }),
@@ -158,23 +174,25 @@
     table("table-questions", [t("col.day"), t("col.questions")], days.map(function (d) { return [d.day, d.questions]; }));
 
     var reasons = f.blocked.reasons;
-    chart("chart-blocked", "bar", reasons.map(function (r) { return r.code; }), [
+    chart("chart-blocked", "bar", reasons.map(function (r) { return named("code", r.code); }), [
       { label: t("col.conversations"), data: reasons.map(function (r) { return r.conversations; }), backgroundColor: COLORS[0] },
       { label: t("col.appealed"), data: reasons.map(function (r) { return r.appealed; }), backgroundColor: COLORS[2] },
       { label: t("col.handed_off"), data: reasons.map(function (r) { return r.handed_off; }), backgroundColor: COLORS[3] }
     ]);
     table("table-blocked", [t("col.reason_code"), t("col.conversations"), t("col.share"), t("col.appealed"),
       t("col.handed_off")],
-      reasons.map(function (r) { return [r.code, r.conversations, percent(r.share), r.appealed, r.handed_off]; }));
+      reasons.map(function (r) { return [codeCell("code", r.code), r.conversations, percent(r.share), r.appealed, r.handed_off]; }));
 
     var handoffs = f.handoff_reasons;
     var resolved = [{ reason: "resolved_by_bot", cases: f.conversations.resolved_by_bot }];
     var slices = resolved.concat(handoffs);
     chart("chart-handoffs", "doughnut", slices.map(function (r) {
-      return r.reason === "resolved_by_bot" ? t("resolved_by_bot") : r.reason;
+      return r.reason === "resolved_by_bot" ? t("resolved_by_bot") : named("reason", r.reason);
     }), [{ data: slices.map(function (r) { return r.cases; }), backgroundColor: COLORS.slice(1).concat(COLORS) }]);
     table("table-handoffs", [t("col.handoff_reason"), t("col.cases"), t("col.share")],
-      handoffs.map(function (r) { return [r.reason, r.cases, percent(r.share)]; }));
+      handoffs.map(function (r) { return [codeCell("reason", r.reason), r.cases, percent(r.share)]; }));
+
+    renderAppeals(f.appeals);
 
     var buckets = f.confidence;
     var bucketName = function (b) { return b.from.toFixed(1) + "–" + b.to.toFixed(1); };
@@ -183,6 +201,32 @@
     table("table-confidence", [t("col.confidence"), t("col.messages")], buckets.map(function (b) { return [bucketName(b), b.messages]; }));
 
     renderGroups(f.not_understood.groups, f.label_intents || []);
+  }
+
+  /** Appeals filed in the period by reason: what became of them (stacked: upheld, rejected,
+   *  pending) and the hours from filing to decision (median, 90th percentile). */
+  function renderAppeals(a) {
+    var rows = a.reasons;
+    var names = rows.map(function (r) { return named("code", r.code); });
+    chart("chart-appeals", "bar", names, [
+      { label: t("appeals.col.upheld"), data: rows.map(function (r) { return r.upheld; }), backgroundColor: COLORS[1] },
+      { label: t("appeals.col.rejected"), data: rows.map(function (r) { return r.rejected; }), backgroundColor: COLORS[3] },
+      { label: t("appeals.col.pending"), data: rows.map(function (r) { return r.pending; }), backgroundColor: COLORS[6] }
+    ], { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } });
+    var timed = rows.filter(function (r) { return r.median_hours !== null; });
+    chart("chart-appeal-hours", "bar", timed.map(function (r) { return named("code", r.code); }), [
+      { label: t("appeals.col.median_hours"), data: timed.map(function (r) { return r.median_hours; }), backgroundColor: COLORS[0] },
+      { label: t("appeals.col.p90_hours"), data: timed.map(function (r) { return r.p90_hours; }), backgroundColor: COLORS[2] }
+    ], { scales: { y: { beginAtZero: true, title: { display: true, text: t("appeals.hours_axis") } } } });
+    var body = rows.map(function (r) {
+      return [codeCell("code", r.code), r.filed, r.upheld, r.rejected, r.pending, hours(r.median_hours), hours(r.p90_hours)];
+    });
+    if (rows.length) {
+      body.push([{ text: t("appeals.all"), title: "", code: "all" }, a.filed, a.upheld, a.rejected, a.pending,
+                 hours(a.median_hours), hours(a.p90_hours)]);
+    }
+    table("table-appeals", [t("appeals.col.reason"), t("appeals.col.filed"), t("appeals.col.upheld"), t("appeals.col.rejected"), t("appeals.col.pending"),
+      t("appeals.col.median_hours"), t("appeals.col.p90_hours")], body);
   }
 
   function renderGroups(groups, intents) {

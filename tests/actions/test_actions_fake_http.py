@@ -8,13 +8,16 @@ nothing may raise, and the failure must be logged with the conversation id.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from actions.appeals import (
     AskAppealConfirmed,
@@ -73,6 +76,12 @@ def appeal_json(borrower_id: str = "demo-overdue", **fields: Any) -> dict[str, A
     }
     values.update(fields)
     return appeal_to_dict(Appeal(**values))
+
+
+def reviewed_answer(borrower_id: str, lang: str) -> dict[str, Any]:
+    """The answer to "why?" as reviewed by hand (tests/actions/golden/explanations.yml)."""
+    golden = Path(__file__).with_name("golden") / "explanations.yml"
+    return yaml.safe_load(golden.read_text(encoding="utf-8"))[borrower_id][lang]
 
 
 def error_body(code: str, **details: Any) -> dict[str, Any]:
@@ -437,6 +446,41 @@ def test_an_open_appeal_is_reported_instead_of_a_second_one(make_tracker, run, b
     assert ("复核中" if lang == "zh" else "being reviewed") in outcome.text
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_appeal_rejected_on_this_decision_brings_a_person_not_a_second_form(
+        make_tracker, run, backend, decisions, lang) -> None:
+    decision = decisions["demo-overdue"]
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": [appeal_json(
+        decision_id=decision["decision_id"], status="rejected", channel="app",
+        resolution_note="逾期记录属实")]}))
+    outcome = run(BeginAppeal(), make_tracker("申诉", "request_appeal", borrower="demo-overdue",
+                                              lang=lang))
+    assert outcome.text == {
+        "zh": "您的申诉 AP20260310-ABC234 经复核未通过，原因：逾期记录属实。如果还有疑问，"
+              "我可以为您转人工客服。",
+        "en": "Your appeal AP20260310-ABC234 was reviewed and not upheld: 逾期记录属实. If you "
+              "still have questions, I can connect you with a person."}[lang]
+    assert outcome.payloads == ["/request_human"]
+    assert outcome.slots["appeal_ready"] is False and outcome.slots["pending_offer"] == "human"
+    assert "appeal_key" not in outcome.slots
+    assert backend.paths() == [eligibility_path("demo-overdue"), appeals_path("demo-overdue")]
+
+
+def test_an_appeal_rejected_on_an_older_decision_lets_this_one_be_appealed(
+        make_tracker, run, backend, decisions) -> None:
+    decision = decisions["demo-overdue"]
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": [appeal_json(
+        decision_id="dec_older0000000000000000", status="rejected")]}))
+    outcome = run(BeginAppeal(), make_tracker("申诉", "request_appeal", borrower="demo-overdue"))
+    assert outcome.slots["appeal_ready"] is True
+    assert outcome.slots["appeal_decision_id"] == decision["decision_id"]
+    # one decided already on this reason: attempt 1 in the key (conversation|decision|reason|1)
+    seed = f"conv-1|{decision['decision_id']}|OVERDUE_COOLING_OFF|1"
+    assert outcome.slots["appeal_key"] == f"chat-{hashlib.sha256(seed.encode()).hexdigest()[:40]}"
+
+
 UNDER_REVIEW = {  # AP20260310-ABC234, respond_by NOW + 72 h = 13 Mar 12:00 in Shanghai
     "zh": "您已经就这个结果提交了申诉（编号 AP20260310-ABC234），专人正在复核，我们会在3月13日 "
           "12:00前给您答复，不需要重复提交。",
@@ -470,11 +514,117 @@ def test_an_appeal_already_decided_leaves_the_offer(make_tracker, run, backend, 
     assert outcome.slots["pending_offer"] == "appeal"
 
 
-def test_without_an_appeal_filed_here_the_appeal_list_is_not_asked_for(make_tracker, run,
-                                                                      backend, decisions) -> None:
+def test_an_answer_offering_an_appeal_reads_the_appeal_list_once(make_tracker, run, backend,
+                                                                 decisions) -> None:
+    # a new conversation (no appeal filed here): appeals filed elsewhere count too
     backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
-    ask_why(run, make_tracker, "demo-overdue")
-    assert backend.paths() == [eligibility_path("demo-overdue")]
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": []}))
+    outcome = ask_why(run, make_tracker, "demo-overdue")
+    assert backend.paths() == [eligibility_path("demo-overdue"), appeals_path("demo-overdue")]
+    assert outcome.slots["pending_offer"] == "appeal"
+    assert [b["title"] for b in outcome.buttons] == ["提交申诉", "转人工客服"]
+
+
+@pytest.mark.parametrize("borrower_id", ["demo-funding", "demo-compliance", "demo-posting",
+                                         "demo-reduced"])
+def test_an_answer_without_an_appeal_offer_reads_no_appeal_list(make_tracker, run, backend,
+                                                                decisions, borrower_id) -> None:
+    # funding: nothing appealable; compliance: a person, not an appeal; posting: eligible;
+    # reduced: its LIMIT_REDUCED is appealable but the borrower can borrow (nothing offered)
+    backend.on("GET", eligibility_path(borrower_id), (200, decisions[borrower_id]))
+    outcome = ask_why(run, make_tracker, borrower_id)
+    assert backend.paths() == [eligibility_path(borrower_id)]
+    assert outcome.slots["pending_offer"] != "appeal"
+
+
+NOTE = {"zh": "逾期记录属实", "en": "the late payment is on record"}  # the reviewer's words
+# an appeal the borrower filed from the app yesterday, against the very decision explained now
+# (AP20260310-ABC234: filed 9 Mar 12:00 Shanghai, respond by NOW + 72 h = 13 Mar 12:00)
+FILED_ELSEWHERE = {
+    ("submitted", "zh"): UNDER_REVIEW["zh"],
+    ("submitted", "en"): UNDER_REVIEW["en"],
+    ("in_review", "zh"): UNDER_REVIEW["zh"],
+    ("in_review", "en"): UNDER_REVIEW["en"],
+    ("upheld", "zh"): "您已经就这个结果提交过申诉（编号 AP20260310-ABC234，已通过），"
+                      "不需要重复提交。如果还有问题，可以问我“申诉进度”。",
+    ("upheld", "en"): "You have already appealed this (ref. AP20260310-ABC234, upheld), so there "
+                      "is no need to file it again. Ask me about your appeal status any time.",
+    ("rejected", "zh"): "您已经就这个结果提交过申诉（编号 AP20260310-ABC234），经复核未通过，原因："
+                        "逾期记录属实。同一个结果不能重复申诉；如果还有疑问，我可以为您转人工客服。",
+    ("rejected", "en"): "You have already appealed this (ref. AP20260310-ABC234) and it was not "
+                        "upheld: the late payment is on record. The same decision cannot be "
+                        "appealed again; if you still have questions, I can connect you with "
+                        "a person.",
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("status", ["submitted", "in_review", "upheld", "rejected"])
+def test_an_appeal_filed_elsewhere_for_this_decision_is_named_instead_of_offering_one(
+        make_tracker, run, backend, decisions, status, lang) -> None:
+    decision = decisions["demo-overdue"]
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    filed = appeal_json(decision_id=decision["decision_id"], channel="app", status=status,
+                        resolution_note=NOTE[lang] if status == "rejected" else None)
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": [filed]}))
+    # a new conversation: nothing filed in this one (no appeal_ids)
+    outcome = ask_why(run, make_tracker, "demo-overdue", lang=lang, sender_id="conv-new-day")
+    lines = outcome.text.splitlines()
+    assert lines[0].startswith("您在1月29日到期" if lang == "zh" else "An instalment due on 29 Jan")
+    assert lines[-1] == FILED_ELSEWHERE[status, lang]
+    assert ("提交申诉" if lang == "zh" else "file an appeal") not in outcome.text
+    assert "/request_appeal" not in outcome.payloads
+    rejected = status == "rejected"
+    assert outcome.payloads == (["/request_human"] if rejected else [])
+    assert outcome.slots["pending_offer"] == ("human" if rejected else None)
+    assert backend.paths() == [eligibility_path("demo-overdue"), appeals_path("demo-overdue")]
+
+
+@pytest.mark.parametrize("status", ["upheld", "rejected"])
+def test_an_appeal_decided_on_an_older_decision_leaves_the_offer(make_tracker, run, backend,
+                                                                 decisions, status) -> None:
+    decision = decisions["demo-overdue"]
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    older = appeal_json(decision_id="dec_older0000000000000000", status=status,
+                        submitted_at=NOW - timedelta(days=60))
+    other_reason = appeal_json(id="AP20260310-XYZ999", decision_id=decision["decision_id"],
+                               reason_code="CREDIT_SCORE_DROPPED")  # not this reason
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": [other_reason, older]}))
+    outcome = ask_why(run, make_tracker, "demo-overdue")
+    assert outcome.text.splitlines()[-1] == ("如果您认为这个结果有误，我可以帮您提交申诉，"
+                                             "由专人复核。")
+    assert [b["title"] for b in outcome.buttons] == ["提交申诉", "转人工客服"]
+    assert "AP20260310" not in outcome.text
+    assert outcome.slots["pending_offer"] == "appeal"
+
+
+def test_an_appeal_still_open_on_an_older_decision_is_named(make_tracker, run, backend,
+                                                            decisions) -> None:
+    # the backend keeps one open appeal per reason: a second would be refused, so say so
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
+    older = appeal_json(decision_id="dec_older0000000000000000", status="in_review")
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": [older]}))
+    outcome = ask_why(run, make_tracker, "demo-overdue", lang="en")
+    assert outcome.text.splitlines()[-1] == UNDER_REVIEW["en"]
+    assert outcome.buttons == []
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_the_explanation_is_given_when_the_appeal_list_fails(make_tracker, run, backend, caplog,
+                                                             decisions, failure) -> None:
+    answers, requests_made = FAILURES[failure]
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decisions["demo-overdue"]))
+    backend.on("GET", appeals_path("demo-overdue"), *answers)
+    caplog.set_level(logging.WARNING)
+    outcome = ask_why(run, make_tracker, "demo-overdue", sender_id="conv-appeals-down")
+    golden = reviewed_answer("demo-overdue", "zh")  # the answer as reviewed, with the offer
+    assert outcome.text == golden["text"]
+    assert outcome.messages[0]["buttons"] == golden["buttons"]
+    assert outcome.slots["pending_offer"] == "appeal" and "backend_failed" not in outcome.slots
+    assert backend.paths().count(appeals_path("demo-overdue")) == requests_made
+    assert all(call.timeout == TIMEOUTS for call in backend.calls)
+    assert any("conv-appeals-down" in r.getMessage() for r in caplog.records
+               if r.levelno >= logging.WARNING)
 
 
 def test_an_unreadable_appeal_list_leaves_the_offer(make_tracker, run, backend,
@@ -498,17 +648,35 @@ def test_disagreeing_before_any_explanation_explains_first(make_tracker, run, ba
                                                            now) -> None:
     decision = decisions["demo-overdue"]
     backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": []}))
     outcome = run(BeginAppeal(), make_tracker("这不对", "disagree_with_decision",
                                               borrower="demo-overdue"))
     assert outcome.text == explain(decision, lang="zh", now=now, focus="disagree").text
     assert outcome.slots["appeal_ready"] is False
     assert outcome.slots["pending_offer"] == "appeal"
+    # the explanation offers an appeal: the list was read to name one already filed
+    assert backend.paths() == [eligibility_path("demo-overdue"), appeals_path("demo-overdue")]
     # still disagreeing after the explanation: the appeal form starts
-    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": []}))
     again = run(BeginAppeal(), make_tracker("就是不对", "disagree_with_decision",
                                             borrower="demo-overdue",
                                             slots={"decision": outcome.slots["decision"]}))
     assert again.slots["appeal_ready"] is True
+    assert backend.paths()[2:] == [appeals_path("demo-overdue")]  # decision still fresh
+
+
+def test_disagreeing_before_any_explanation_names_an_appeal_filed_elsewhere(
+        make_tracker, run, backend, decisions) -> None:
+    decision = decisions["demo-overdue"]
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": [
+        appeal_json(decision_id=decision["decision_id"], channel="app")]}))
+    said = "我不服，我从来没逾期过，那次是银行卡扣款失败"
+    outcome = run(BeginAppeal(), make_tracker(said, "disagree_with_decision",
+                                              borrower="demo-overdue"))
+    assert outcome.text.splitlines()[-1] == UNDER_REVIEW["zh"]
+    assert "提交申诉" not in outcome.text and outcome.buttons == []
+    assert "不用再写一遍" not in outcome.text  # no appeal to keep the statement for
+    assert outcome.slots["pending_offer"] is None and outcome.slots["appeal_ready"] is False
 
 
 @pytest.mark.parametrize(("message", "statement"), [
@@ -531,6 +699,7 @@ def test_disagreement_with_a_statement_is_explained_then_filed_without_asking_ag
         make_tracker, run, backend, decisions) -> None:
     decision = decisions["demo-overdue"]
     backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": []}))
     said = "我不服，我从来没逾期过，那次是银行卡扣款失败"
     first = run(BeginAppeal(), make_tracker(said, "disagree_with_decision",
                                             borrower="demo-overdue"))
@@ -539,7 +708,6 @@ def test_disagreement_with_a_statement_is_explained_then_filed_without_asking_ag
     assert "不用再写一遍" in first.text
     assert first.slots["statement_draft"] == said and first.slots["pending_offer"] == "appeal"
     # they press "提交申诉": the form starts with the statement already filled in
-    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": []}))
     second = run(BeginAppeal(), make_tracker("/request_appeal", "request_appeal",
                                              borrower="demo-overdue",
                                              slots={"decision": first.slots["decision"],
@@ -1059,6 +1227,23 @@ def test_resume_with_a_note_checks_the_account_again(make_tracker, run, backend,
     assert explanation.startswith("好消息" if lang == "zh" else "Good news")
     assert outcome.slots["decision"]["eligible"] is True
     assert len(backend.calls) == 1
+
+
+def test_resume_with_a_note_names_the_appeal_filed_meanwhile(make_tracker, run, backend,
+                                                             decisions) -> None:
+    # the agent filed an appeal for the borrower (the backoffice, channel "agent") and hands
+    # back: the bot's new answer names it rather than offering a second one
+    decision = decisions["demo-overdue"]
+    backend.on("GET", eligibility_path("demo-overdue"), (200, decision))
+    backend.on("GET", appeals_path("demo-overdue"), (200, {"appeals": [appeal_json(
+        decision_id=decision["decision_id"], channel="agent", status="in_review")]}))
+    outcome = run(ResumeAfterHandoff(), make_tracker(
+        lang="en", borrower="demo-overdue",
+        slots={"handoff_active": True, "agent_note": "Appeal filed for you."}))
+    _note, explanation = outcome.messages
+    assert explanation["text"].splitlines()[-1] == UNDER_REVIEW["en"]
+    assert explanation["buttons"] == [] and outcome.slots["pending_offer"] is None
+    assert backend.paths() == [eligibility_path("demo-overdue"), appeals_path("demo-overdue")]
 
 
 def test_resume_with_a_note_when_the_service_is_down(make_tracker, run, backend) -> None:

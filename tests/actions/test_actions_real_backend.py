@@ -319,7 +319,12 @@ def test_file_an_appeal_then_follow_it_to_the_end(chat, live_backend, now) -> No
     assert again.slots["appeal_ready"] is False and appeal_id in again.text
     # another conversation (another key) filing the same reason: already open
     other = chat("demo-overdue", sender_id="conv-real-appeal-2")
-    other.turn("为什么借不了", "cannot_borrow_after_repayment", ExplainDecision())
+    why = other.turn("为什么借不了", "cannot_borrow_after_repayment", ExplainDecision())
+    # ... which already knows the appeal filed in the first one, against the same decision
+    assert other.slots["decision"]["decision_id"] == decision_id
+    assert f"您已经就这个结果提交了申诉（编号 {appeal_id}）" in why.text
+    assert "提交申诉" not in why.text and why.payloads == []
+    assert other.slots["pending_offer"] is None
     other.slots.update(appeal_reason_code="OVERDUE_COOLING_OFF", appeal_ready=True,
                        appeal_decision_id=decision_id)
     other.give_statement("银行扣款失败导致的逾期")
@@ -353,6 +358,17 @@ def test_a_rejected_appeal_gives_the_reviewers_note(chat, live_backend) -> None:
     status = conversation.turn("appeal status", "check_appeal_status", ReportAppealStatus())
     assert "not upheld" in status.text and "The bureau confirmed the record." in status.text
     assert status.payloads == ["/request_human"]
+    # the next day, a new conversation about the same decision: the rejected appeal is named,
+    # with the reviewer's note, and a person is offered rather than the same appeal again
+    later = chat("demo-score-drop", sender_id="conv-real-rejected-2", locale="en-US")
+    why = later.turn("why can't I borrow", "cannot_borrow_after_repayment", ExplainDecision())
+    assert later.slots["decision"]["decision_id"] == conversation.slots["appeal_decision_id"]
+    assert (f"You have already appealed this (ref. {appeal_id}) and it was not upheld: "
+            "The bureau confirmed the record.") in why.text
+    assert "file an appeal" not in why.text and why.payloads == ["/request_human"]
+    again = later.turn("I want to appeal", "request_appeal", BeginAppeal())
+    assert again.slots["appeal_ready"] is False and appeal_id in again.text
+    assert again.payloads == ["/request_human"]
 
 
 def test_what_cannot_be_appealed(chat) -> None:

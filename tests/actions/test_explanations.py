@@ -610,6 +610,8 @@ def test_explain_decision_for_every_demo_borrower(
         lang: str) -> None:
     backend.on("GET", f"/v1/borrowers/{borrower_id}/eligibility",
                (200, decisions[borrower_id]))
+    backend.on("GET", f"/v1/borrowers/{borrower_id}/appeals",
+               (200, {"borrower_id": borrower_id, "appeals": []}))
     outcome = run(ExplainDecision(), make_tracker("?", "cannot_borrow_after_repayment",
                                                   borrower=borrower_id, lang=lang))
     [message] = outcome.messages
@@ -621,10 +623,17 @@ def test_explain_decision_for_every_demo_borrower(
     assert outcome.slots["primary_reason"] == golden["primary_reason"]
     assert outcome.slots["pending_offer"] == golden["offer"]
     assert outcome.slots["appealable"] is (borrower_id in HAS_APPEALABLE_REASON)
-    [call] = backend.calls  # conftest: token "test-token", timeouts 0.2 s / 0.5 s
+    # the appeal list is read once, and only for an answer that would offer an appeal (to
+    # name one already filed instead): demo-reduced and demo-id-score-funding have an
+    # appealable reason but are not offered an appeal (golden offer null), so no call
+    call, *more = backend.calls  # conftest: token "test-token", timeouts 0.2 s / 0.5 s
     assert (call.method, call.path) == ("GET", f"/v1/borrowers/{borrower_id}/eligibility")
-    assert call.headers["Authorization"] == "Bearer test-token"
-    assert call.timeout == (0.2, 0.5)
+    assert [(c.method, c.path) for c in more] == (
+        [("GET", f"/v1/borrowers/{borrower_id}/appeals")] if golden["offer"] == "appeal"
+        else [])
+    for each in backend.calls:
+        assert each.headers["Authorization"] == "Bearer test-token"
+        assert each.timeout == (0.2, 0.5)
 
 
 RULES = Path(__file__).resolve().parents[2] / "data" / "rules.yml"
@@ -681,6 +690,7 @@ def test_each_eligibility_question_gets_its_answer(
         decisions: dict[str, Any], intent: str) -> None:
     backend.on("GET", "/v1/borrowers/demo-overdue-reduced/eligibility",
                (200, decisions["demo-overdue-reduced"]))
+    backend.on("GET", "/v1/borrowers/demo-overdue-reduced/appeals", (200, {"appeals": []}))
     outcome = run(ExplainDecision(),
                   make_tracker("?", intent, borrower="demo-overdue-reduced", lang="en"))
     lines = outcome.text.splitlines()
@@ -697,6 +707,7 @@ def test_a_disagreement_is_answered_as_the_first_question(
     # the lines ANSWER_TO asks of a disagreement are in other answers too: this tells them apart
     backend.on("GET", "/v1/borrowers/demo-overdue-reduced/eligibility",
                (200, decisions["demo-overdue-reduced"]))
+    backend.on("GET", "/v1/borrowers/demo-overdue-reduced/appeals", (200, {"appeals": []}))
     disagree, first = (
         run(ExplainDecision(), make_tracker("?", intent, borrower="demo-overdue-reduced",
                                             lang="en")).text
@@ -709,6 +720,7 @@ def test_another_intent_gets_the_plain_explanation(
         decisions: dict[str, Any]) -> None:
     backend.on("GET", "/v1/borrowers/demo-overdue-reduced/eligibility",
                (200, decisions["demo-overdue-reduced"]))
+    backend.on("GET", "/v1/borrowers/demo-overdue-reduced/appeals", (200, {"appeals": []}))
     outcome = run(ExplainDecision(),
                   make_tracker("?", "greet", borrower="demo-overdue-reduced", lang="en"))
     assert outcome.text.splitlines()[0] == COOLING_OFF

@@ -6,7 +6,8 @@ link and the page refuses them.
 No Rasa here: the desk runs under uvicorn on its own SQLite database with a small history,
 and reads a tracker store written here (the ``events`` table of Rasa's SQL tracker store),
 so the figures are known: 3 borrower messages today, 2 conversations (1 handed off), and
-three messages not understood in two groups.
+three messages not understood in two groups; c-a was blocked by OVERDUE_COOLING_OFF and filed
+an appeal against it, upheld half an hour later (the desk's appeal_decided notice).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
 from common.db import make_engine, make_session_factory
 from desk.migrate import upgrade
-from desk.models import Case, Conversation, Message
+from desk.models import Case, Conversation, Message, Notice
 from desk.service import ensure_demo_data
 from tests.browser.helpers import PASSWORD, agent_login, csp_violations
 from tests.conftest import serve_asgi
@@ -46,6 +47,12 @@ def _user(sender: str, when: datetime, text: str, intent: str, confidence: float
                            "intent_ranking": [{"name": intent, "confidence": confidence}]}}
     return {"sender_id": sender, "type_name": "user", "timestamp": when.timestamp(),
             "intent_name": intent, "action_name": None, "data": json.dumps(data)}
+
+
+def _slot(sender: str, when: datetime, name: str, value: Any) -> dict[str, Any]:
+    return {"sender_id": sender, "type_name": "slot", "timestamp": when.timestamp(),
+            "intent_name": None, "action_name": None,
+            "data": json.dumps({"event": "slot", "name": name, "value": value})}
 
 
 def _action(sender: str, when: datetime, name: str) -> dict[str, Any]:
@@ -76,6 +83,13 @@ def insights_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
                          reason="not_understood", status="closed", created_at=earlier,
                          context={"decision": {"reasons": [{"code": "overdue_history",
                                                             "blocking": True}]}}))
+        filed = earlier + timedelta(seconds=10)
+        session.add(Notice(key="appeal_decided:AP-T-1", borrower_id="b-c-a",
+                           kind="appeal_decided", state="delivered",
+                           data={"appeal_id": "AP-T-1", "reason_code": "OVERDUE_COOLING_OFF",
+                                 "status": "upheld"},
+                           occurred_at=filed + timedelta(minutes=30), received_at=filed
+                           + timedelta(minutes=30), state_at=filed + timedelta(minutes=30)))
         session.commit()
     engine.dispose()
     engine = make_engine(tracker_url)
@@ -88,6 +102,10 @@ def insights_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             _action("c-a", earlier + timedelta(seconds=5), "utter_out_of_scope"),
             _user("c-b", earlier, "我的手机13812345678", "nlu_fallback", 0.2),
             _action("c-b", earlier, "action_clarify"),
+            _slot("c-a", earlier, "primary_reason", "OVERDUE_COOLING_OFF"),
+            _slot("c-a", earlier + timedelta(seconds=10), "appeal_reason_code",
+                  "OVERDUE_COOLING_OFF"),
+            _slot("c-a", earlier + timedelta(seconds=10), "appeal_ids", ["AP-T-1"]),
         ])
     engine.dispose()
     review = var / "review"
@@ -112,12 +130,26 @@ def test_a_supervisor_sees_the_charts_and_labels_a_group(new_page, insights_desk
     assert page.get_by_test_id("sum-conversations").inner_text() == "2"
     assert page.get_by_test_id("sum-handed").inner_text() == "1"
     assert page.get_by_test_id("sum-missed").inner_text() == "3"
-    for name in ("questions", "blocked", "handoffs", "confidence"):
+    assert page.get_by_test_id("sum-appeals").inner_text() == "1"
+    for name in ("questions", "blocked", "handoffs", "confidence", "appeals", "appeal-hours"):
         # Chart.js drew a chart on the canvas (not a picture of our own)
         assert page.evaluate(f"() => !!Chart.getChart(document.getElementById('chart-{name}'))")
+    for name in ("questions", "blocked", "handoffs", "confidence", "appeals"):
         assert page.get_by_test_id(f"table-{name}").locator("tbody tr").count() >= 1
-    assert page.get_by_test_id("table-blocked").locator("tbody tr").first.inner_text() \
-        .split("\t")[0] == "overdue_history"
+    # reason codes in the console's words (its code kept in the title); a code without words
+    # yet as it is
+    blocked = page.get_by_test_id("table-blocked").locator("tbody tr")
+    assert [blocked.nth(n).locator("td").first.inner_text() for n in range(2)] == [
+        "逾期后冷静期", "overdue_history"]
+    assert blocked.first.locator("td").first.get_attribute("title") == "OVERDUE_COOLING_OFF"
+    assert page.get_by_test_id("table-handoffs").locator("tbody td").first.inner_text() \
+        == "not_understood"  # no words: nothing sends this reason today
+    appeals = page.get_by_test_id("table-appeals").locator("tbody tr")
+    assert [appeals.nth(n).locator("td").all_inner_texts() for n in range(2)] == [
+        ["逾期后冷静期", "1", "1", "0", "0", "0.5 小时", "0.5 小时"],
+        ["全部原因", "1", "1", "0", "0", "0.5 小时", "0.5 小时"]]
+    assert page.evaluate("() => Chart.getChart(document.getElementById('chart-appeals'))"
+                         ".data.labels") == ["逾期后冷静期"]
 
     groups = page.get_by_test_id("missed-group")
     assert groups.count() == 2
@@ -144,8 +176,14 @@ def test_a_supervisor_sees_the_charts_and_labels_a_group(new_page, insights_desk
     assert body.startswith("\ufeffsection,key,count,share,appealed,handed_off,text\r\n")
     assert "138****5678" in body and "13812345678" not in body
 
+    assert "appeals_upheld,OVERDUE_COOLING_OFF,1,1.0,,,\r\n" in body
+    assert "appeal_hours_median,all,0.5,,,,\r\n" in body
+
     page.get_by_test_id("insights-locale").locator("[data-ui-lang=en]").click()
     assert page.get_by_test_id("export-csv").inner_text() == "Export CSV"
+    assert page.get_by_test_id("table-blocked").locator("tbody td").first.inner_text() \
+        == "Cooling-off after a late payment"
+    assert page.get_by_test_id("table-appeals").locator("tbody td").nth(5).inner_text() == "0.5 h"
     assert page.errors == [] and csp_violations(page) == []
 
 

@@ -303,3 +303,71 @@ def test_an_appeal_id_is_never_broken_across_lines(new_page, desk_url):
     ids.first.wait_for()
     # one line box: the id is kept whole even where the bubble wraps
     assert ids.first.evaluate("n => n.getClientRects().length") == 1
+
+
+def test_the_console_shows_the_borrowers_loans_and_schedule(new_page, desk_url, shots):
+    """Issue 13, item 2: the context panel shows the records the assistant answers from.
+    demo-loan-cap has three open loans, each of 3 instalments with the first paid (seed:
+    3,000 with 2,000 outstanding, 2,000 with 1,500, 1,000 with 500; no interest), so the
+    unpaid instalments are 1,000, 750 and 250; the first unpaid one falls due 12 days after
+    seeding, the last 30 days later; each paid instalment has its posted repayment."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    chat = new_page("phone")
+    handed_off(chat, desk_url, "demo-loan-cap")
+    console = new_page("desktop")
+    agent_login(console, desk_url)
+    queue_item(console, "demo-loan-cap").get_by_test_id("queue-claim").click()
+    console.get_by_test_id("return-button").wait_for()
+    panel = console.locator("[data-testid=ctx-records][data-state=ok]")
+    panel.wait_for()
+
+    loans = panel.get_by_test_id("ctx-loan")
+    assert loans.count() == 3
+    by_principal = {}
+    for n in range(3):
+        card = loans.nth(n)
+        head = card.locator(".loan-head strong").inner_text()
+        by_principal[head] = card
+    assert sorted(by_principal) == ["借款 ¥1,000.00", "借款 ¥2,000.00", "借款 ¥3,000.00"]
+
+    big = by_principal["借款 ¥3,000.00"]
+    assert big.get_by_test_id("ctx-loan-progress").inner_text().startswith(
+        "已还 1/3 期，尚需还款 ¥2,000.00")
+    rows = big.get_by_test_id("ctx-instalment")
+    assert rows.count() == 3
+    cells = [rows.nth(n).locator("td").all_inner_texts() for n in range(3)]
+    assert [c[0] for c in cells] == ["1", "2", "3"]
+    assert [c[2] for c in cells] == ["¥1,000.00", "¥1,000.00", "¥1,000.00"]
+    assert [rows.nth(n).get_attribute("data-status") for n in range(3)] == [
+        "paid", "unpaid", "unpaid"]
+    assert cells[1][3] == "未还" and cells[0][3].endswith(" 已还")
+    # due 12 and 42 days after seeding (minutes ago), as days in Asia/Shanghai
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    due2 = datetime.strptime(cells[1][1], "%Y-%m-%d").date()
+    due3 = datetime.strptime(cells[2][1], "%Y-%m-%d").date()
+    assert due2 in (today + timedelta(days=12), today + timedelta(days=11)), cells
+    assert due3 - due2 == timedelta(days=30), cells
+    for principal, amount in (("借款 ¥2,000.00", "¥750.00"), ("借款 ¥1,000.00", "¥250.00")):
+        tail = by_principal[principal].get_by_test_id("ctx-instalment").nth(2)
+        assert tail.locator("td").nth(2).inner_text() == amount
+
+    repayments = panel.get_by_test_id("ctx-repayment")
+    assert repayments.count() == 3
+    assert all("第 1 期" in x and "已入账" in x for x in repayments.all_inner_texts())
+    reminders = panel.get_by_test_id("ctx-reminders")
+    assert reminders.inner_text() == {"false": "还款提醒：未开启",  # the backend's default
+                                      "true": "还款提醒：已开启，每期到期前 3 天及到期当天提醒"}[
+        reminders.get_attribute("data-enabled")]
+    panel.scroll_into_view_if_needed()
+    console.screenshot(path=str(shots / "console-records-zh.png"))
+
+    console.locator("[data-ui-lang=en]").click()  # the same records in the console's English
+    assert big.get_by_test_id("ctx-loan-progress").inner_text().startswith(
+        "1 of 3 instalments paid, ¥2,000.00 left to repay")
+    assert big.locator("th").all_inner_texts() == ["No.", "Due", "Amount", "Status"]
+    assert big.get_by_test_id("ctx-instalment-status").nth(1).inner_text() == "Not paid yet"
+    console.screenshot(path=str(shots / "console-records-en.png"))
+    console.locator("[data-ui-lang=zh]").click()
+    close_case(console)

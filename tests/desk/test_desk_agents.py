@@ -287,15 +287,16 @@ def test_closing_works_while_rasa_is_down(client: TestClient, chat: Chat,
 # --- run the check --------------------------------------------------------------------------------
 
 
-# the note the bot reads out (desk.run_check_note), in the conversation's language
-@pytest.mark.parametrize(("locale", "note"), [
-    ("zh-CN", "我已请助手再为您查一下账户情况"),
-    ("en-US", "I've asked the assistant to check your account again")])
+# the note the bot reads out (desk.run_check_note), in the borrower's language (their latest
+# clear message, else the locale: test_desk_language_followups.py has the mixed cases)
+@pytest.mark.parametrize(("locale", "written", "note"), [
+    ("zh-CN", "你好", "我已请助手再为您查一下账户情况"),
+    ("en-US", "hello there", "I've asked the assistant to check your account again")])
 def test_an_agent_has_the_bot_run_the_check_on_a_conversation(
         client: TestClient, open_chat, agents: list[AgentApi], fake_rasa: FakeRasa,
-        locale: str, note: str):
+        locale: str, written: str, note: str):
     chat = open_chat("b-1001", locale)
-    chat.turn("你好")
+    chat.turn(written)
     fake_rasa.calls.clear()
     fake_rasa.resume_replies = [{"text": "我重新查了一下：您现在可以借款。", "buttons": BUTTONS}]
 

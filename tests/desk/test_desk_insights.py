@@ -259,8 +259,10 @@ def test_csv_export(history: Path, agents: list[AgentApi]) -> None:
     assert ["confidence", "0.9-1.0", "3", "", "", "", ""] in rows
     texts = [row[6] for row in rows if row[0] == "not_understood"]
     assert texts == ["今天天气怎么样", "天气怎么样", "asdf 我的手机138****5678", "嗯嗯那个东西"]
-    # 3 days, 3 conversation rows, 2 handoff reasons, 3 blocked reasons, 10 buckets, 4 texts
-    assert len(rows) == 1 + 3 + 3 + 2 + 3 + 10 + 4
+    # 3 days, 3 conversation rows, 2 handoff reasons, 3 blocked reasons, 10 buckets, 4 texts,
+    # and 6 appeal rows (filed, upheld, rejected, pending, median and p90 hours) for "all" and
+    # for c2's appeal, whose reason this history does not give ("unknown")
+    assert len(rows) == 1 + 3 + 3 + 2 + 3 + 10 + 4 + 2 * 6
     assert "13812345678" not in body
 
 

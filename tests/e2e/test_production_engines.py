@@ -3,6 +3,7 @@ Redis lock store and RabbitMQ event broker, each on its standard local port, use
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -73,7 +74,10 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
     patch.undo()
 
 
-def _drain(queue: str) -> list[dict]:
+def _drain(queue: str, sender: str, kinds: set[str], seconds: float = 15.0) -> list[dict]:
+    """The conversation's events on the queue. Rasa's broker publishes in the background (the
+    turn's HTTP answer can come first), so it reads until an event of each of ``kinds`` has
+    arrived or ``seconds`` have passed; then deletes the queue."""
     import aio_pika
 
     async def run() -> list[dict]:
@@ -81,9 +85,17 @@ def _drain(queue: str) -> list[dict]:
         async with connection:
             channel = await connection.channel()
             q = await channel.declare_queue(queue, durable=True)
-            events = []
-            while (message := await q.get(no_ack=True, fail=False)) is not None:
-                events.append(json.loads(message.body))
+            events: list[dict] = []
+            deadline = asyncio.get_running_loop().time() + seconds
+            while True:
+                while (message := await q.get(no_ack=True, fail=False)) is not None:
+                    event = json.loads(message.body)
+                    if event.get("sender_id") == sender:
+                        events.append(event)
+                seen = {e.get("event") for e in events}
+                if kinds <= seen or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.2)
             await channel.queue_delete(queue)
             return events
 
@@ -105,7 +117,7 @@ def test_conversation_is_stored_in_postgres_and_published_to_rabbitmq(
         cur.execute("SELECT count(*) FROM events WHERE sender_id = %s", (sender,))
         assert cur.fetchone()[0] > 3
 
-    published = [e for e in _drain(queue) if e.get("sender_id") == sender]
+    published = _drain(queue, sender, {"user", "bot"})
     assert any(e.get("event") == "user" for e in published)
     assert any(e.get("event") == "bot" for e in published)
 

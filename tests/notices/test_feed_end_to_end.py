@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from common.db import make_engine, make_session_factory
 from desk.migrate import upgrade as upgrade_desk
@@ -87,9 +87,12 @@ def test_a_posted_repayment_reaches_the_chat_once(tmp_path: Path) -> None:
 
 def test_after_a_reseed_reuses_outbox_ids_the_new_change_still_reaches_the_chat(
         tmp_path: Path) -> None:
-    """A reseeded SQLite sandbox deletes the demo's outbox rows and gives their ids out again
-    (seen: the second ``python -m stack up`` on one var directory told nobody): the notifier
-    must not skip the new change under an id the desk's cursor already passed."""
+    """A reseeded SQLite sandbox deletes the demo's outbox rows; before migration 0003 SQLite
+    gave their ids out again (seen: the second ``python -m stack up`` on one var directory
+    told nobody). The ids now go on (``AUTOINCREMENT``): the new change comes after the desk's
+    cursor. Ids can still go back when the backend's database is replaced or restored while
+    the desk's is kept (here: its ``sqlite_sequence`` cleared too): the notifier must not skip
+    the change under an id the desk's cursor already passed."""
     backend_url = f"sqlite:///{tmp_path / 'eligibility.db'}"
     desk_url = f"sqlite:///{tmp_path / 'desk.db'}"
     upgrade_backend(backend_url)
@@ -129,11 +132,20 @@ def test_after_a_reseed_reuses_outbox_ids_the_new_change_still_reaches_the_chat(
         second = once(env)
         assert second.returncode == 0, second.stderr
         assert "1 change(s) handled" in second.stdout, second.stdout + second.stderr
+        with backend_sessions() as session:  # and again, as if on a new database
+            seed(session, utc_now())
+            session.execute(text("DELETE FROM sqlite_sequence WHERE name = 'outbox'"))
+            session.commit()
+        post()
+        third = once(env)
+        assert third.returncode == 0, third.stderr
+        assert "1 change(s) handled" in third.stdout, third.stdout + third.stderr
     with desk_sessions() as session:
         keys = sorted(session.execute(select(Notice.key)).scalars())
         outbox_ids = sorted(session.execute(select(Notice.outbox_id)).scalars())
     backend_engine.dispose()
     desk_engine.dispose()
-    assert len(keys) == 2 and all(k.startswith("repayment_posted:RP-posting-2:") for k in keys)
-    assert keys[0] != keys[1]
-    assert outbox_ids == [1, 1]  # the id given out twice: the case this test is about
+    assert len(set(keys)) == 3
+    assert all(k.startswith("repayment_posted:RP-posting-2:") for k in keys)
+    # the reseed's change under a new id; the new database's under the first one again
+    assert outbox_ids == [1, 1, 2]

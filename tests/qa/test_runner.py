@@ -119,7 +119,7 @@ MALFORMED: dict[str, tuple[str, int, str]] = {
     "unknown key in a turn": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expects: {}\n",
         5, "`turns[0].expects`: unknown key (allowed: agent_close, agent_return, agent_say, "
-           "expect, press, say)"),
+           "expect, press, say, wait_notice)"),
     "unknown expectation": (
         "name: x\nborrower: demo-posting\nturns:\n  - say: hi\n    expect:\n"
         "      contain: [好消息]\n", 6, "`turns[0].expect.contain`: unknown key (allowed: appeal, "

@@ -24,6 +24,7 @@ GOOD = {
     "RELEND_AGENT_SECRET": "Bn6Yh1Uj8Ik3Ol5Pm9Qw2Er7Ty4Ui0Op-3",
     "RELEND_CHANNEL_SECRET": "Cv3Bn8Mq1Wx6Ez4Rt9Ty2Ui7Op5As0Df-4",
     "RELEND_RASA_JWT_SECRET": "Gh5Jk0Lz7Xc2Vb9Nm4Qw1Er6Ty3Ui8Op-5",
+    "RELEND_BACKEND_TOKEN": "Rt8Yu3Io6Pa1Sd9Fg4Hj7Kl2Zx5Cv0Bn-6",
 }
 SECRETS = list(GOOD)
 
@@ -50,6 +51,7 @@ SANDBOX_VALUES = {
     "RELEND_AGENT_SECRET": "relend-sandbox-agent-secret",
     "RELEND_CHANNEL_SECRET": "relend-sandbox-channel-secret",
     "RELEND_RASA_JWT_SECRET": "relend-sandbox-rasa-jwt-secret",
+    "RELEND_BACKEND_TOKEN": "relend-sandbox-token",
 }
 
 
