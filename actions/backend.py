@@ -10,6 +10,7 @@ per key). A read timeout is not retried. Anything that is not a usable answer be
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -111,23 +112,22 @@ class EligibilityBackend(ServiceClient):
 
     def loans(self, borrower_id: str, *, limit: int = 20, context: str = "") -> dict[str, Any]:
         """The newest ``limit`` loans with their schedules (``GET .../loans``), checked."""
-        body = self._request("GET", f"/v1/borrowers/{borrower_id}/loans?limit={limit}",
-                             context=context)
-        problem = loans_problem(body)
-        if problem:
-            log.error("backend returned a malformed loan list [%s]: %s", context, problem)
-            raise BackendError(f"malformed loans: {problem}")
-        return body
+        return self._checked_list(f"/v1/borrowers/{borrower_id}/loans?limit={limit}",
+                                  loans_problem, "loan", context)
 
     def repayments(self, borrower_id: str, *, limit: int = 5, context: str = ""
                    ) -> dict[str, Any]:
         """The newest ``limit`` repayments (``GET .../repayments``), checked."""
-        body = self._request("GET", f"/v1/borrowers/{borrower_id}/repayments?limit={limit}",
-                             context=context)
-        problem = repayments_problem(body)
+        return self._checked_list(f"/v1/borrowers/{borrower_id}/repayments?limit={limit}",
+                                  repayments_problem, "repayment", context)
+
+    def _checked_list(self, path: str, problem_of: Callable[[Any], str | None], what: str,
+                      context: str) -> dict[str, Any]:
+        body = self._request("GET", path, context=context)
+        problem = problem_of(body)
         if problem:
-            log.error("backend returned a malformed repayment list [%s]: %s", context, problem)
-            raise BackendError(f"malformed repayments: {problem}")
+            log.error("backend returned a malformed %s list [%s]: %s", what, context, problem)
+            raise BackendError(f"malformed {what}s: {problem}")
         return body
 
     def set_reminders(self, borrower_id: str, *, enabled: bool, days_before: int | None = None,

@@ -177,11 +177,15 @@ class ConversationLocks:
                     async with self._lease(conversation_id):
                         yield
         finally:
-            lock, users = self._locks[conversation_id]
-            if users <= 1:
-                del self._locks[conversation_id]
-            else:
-                self._locks[conversation_id] = (lock, users - 1)
+            self._leave_lock(conversation_id)
+
+    def _leave_lock(self, conversation_id: str) -> None:
+        """One user fewer of the conversation's lock; the last one drops it."""
+        lock, users = self._locks[conversation_id]
+        if users <= 1:
+            del self._locks[conversation_id]
+        else:
+            self._locks[conversation_id] = (lock, users - 1)
 
     @asynccontextmanager
     async def try_hold(self, conversation_id: str) -> AsyncIterator[bool]:
@@ -202,11 +206,7 @@ class ConversationLocks:
                     async with self._lease(conversation_id, taken=True):
                         yield True
         finally:
-            lock, users = self._locks[conversation_id]
-            if users <= 1:
-                del self._locks[conversation_id]
-            else:
-                self._locks[conversation_id] = (lock, users - 1)
+            self._leave_lock(conversation_id)
 
     @asynccontextmanager
     async def _lease(self, conversation_id: str, *, taken: bool = False

@@ -10,7 +10,6 @@ Chinese keeps 0.26 (below it, vague messages such as 不太明白 would get a gu
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -18,7 +17,8 @@ from rasa.nlu.classifiers.fallback_classifier import THRESHOLD_KEY, FallbackClas
 from rasa.shared.nlu.constants import INTENT, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-_CHINESE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+from nlu_components.intent_classifier import has_chinese
+
 THRESHOLD_WITHOUT_CHINESE_KEY = "threshold_without_chinese"
 
 
@@ -34,7 +34,7 @@ class ScriptAwareFallbackClassifier(FallbackClassifier):
     def threshold_for(self, text: str) -> float:
         """The confidence a message's top intent needs to be kept."""
         without = self.component_config.get(THRESHOLD_WITHOUT_CHINESE_KEY)
-        if without is not None and not _CHINESE.search(text or ""):
+        if without is not None and not has_chinese(text or ""):
             return float(without)
         return float(self.component_config[THRESHOLD_KEY])
 

@@ -65,6 +65,12 @@ class DomainWords:
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 
 
+def has_chinese(text: str) -> bool:
+    """Whether a message has a Chinese character: the SVM's vote and the fallback threshold
+    (nlu_components/fallback.py) split messages by this one test."""
+    return _CJK_RUN.search(text) is not None
+
+
 class PinyinSyllables:
     """Tone-less pinyin syllables of the Chinese runs, and adjacent pairs of them: homophone
     typos (借贝/借呗, 遇期/逾期, 申述/申诉) and pinyin-input slips share these features."""
@@ -128,7 +134,7 @@ def intent_probabilities(model: Any, texts: list[str], svm_for: str = "all") -> 
     if not isinstance(final, SoftVote) or svm_for == "all":
         return model.predict_proba(texts)
     features = model[:-1].transform(texts)
-    shares = [final.svm_weight if _CJK_RUN.search(text) else 0.0 for text in texts]
+    shares = [final.svm_weight if has_chinese(text) else 0.0 for text in texts]
     return final.predict_proba(features, shares)
 
 

@@ -41,6 +41,24 @@ def open_chat(page, desk_url: str, borrower_id: str, locale: str = "zh-CN") -> N
     wait_connected(page)
 
 
+def open_chat_as(page, desk_url: str, borrower_id: str, locale: str = "zh-CN") -> None:  # type: ignore[no-untyped-def]
+    """The chat page signed in as any borrower (a fixture's ``qa-...`` id, not only the demo
+    ones the picker lists): the app's session, as the app stores it, then a reload."""
+    import json
+
+    from desk import auth
+    from qa.live import app_secret
+
+    page.goto(f"{desk_url}/chat")
+    token = auth.sign({"borrower_id": borrower_id, "locale": locale}, app_secret(),
+                      auth.BORROWER, 3600)
+    page.evaluate("s => localStorage.setItem('relend.chat.session', s)", json.dumps(
+        {"token": token, "borrower_id": borrower_id, "name": "QA", "locale": locale}))
+    page.reload()
+    page.get_by_test_id("chat-input").wait_for()
+    wait_connected(page)
+
+
 def wait_connected(page) -> None:
     page.wait_for_function("() => window.relendChat && window.relendChat.connected()",
                            timeout=20_000)

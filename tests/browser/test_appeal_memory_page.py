@@ -9,17 +9,14 @@ an appeal" button. Expected words are the catalog's (texts/<lang>.yml), checked 
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
 import requests
 
-from desk import auth
-from desk.auth import sign
-from qa.live import app_secret, put_fixture
+from qa.live import put_fixture
 from stack.config import StackConfig
-from tests.browser.helpers import say, wait_connected
+from tests.browser.helpers import open_chat_as, say
 
 # explain.under_review: an appeal still waiting for its decision
 CASES = {
@@ -60,14 +57,7 @@ def test_an_appeal_filed_in_the_app_is_named_in_the_chat(new_page, desk_url, liv
     appeal_id = file_appeal_elsewhere(live_stack, borrower_id)
 
     chat = new_page("phone")
-    chat.goto(f"{desk_url}/chat")
-    token = sign({"borrower_id": borrower_id, "locale": locale}, app_secret(), auth.BORROWER,
-                 3600)
-    chat.evaluate("s => localStorage.setItem('relend.chat.session', s)", json.dumps(
-        {"token": token, "borrower_id": borrower_id, "name": "QA", "locale": locale}))
-    chat.reload()
-    chat.get_by_test_id("chat-input").wait_for()
-    wait_connected(chat)
+    open_chat_as(chat, desk_url, borrower_id, locale)
 
     answer = "\n".join(say(chat, case["ask"]))
     for words in case["named"]:

@@ -11,19 +11,17 @@ case another agent took, and says its alerts again in the language it switches t
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 
 import requests
 
-from desk import auth
-from desk.auth import sign
-from qa.live import app_secret, put_fixture
+from qa.live import put_fixture
 from tests.browser.helpers import (
     agent_login,
     api_token,
     open_chat,
+    open_chat_as,
     queue_item,
     say,
     settle,
@@ -306,14 +304,7 @@ def test_the_context_panel_follows_a_later_check_of_the_account(new_page, desk_u
     borrower_id = f"qa-h12-ctx-{uuid.uuid4().hex[:8]}"
     put_fixture(live_stack, borrower_id, {"holds": [{"kind": "security"}]})
     chat = new_page("phone")
-    chat.goto(f"{desk_url}/chat")
-    token = sign({"borrower_id": borrower_id, "locale": "zh-CN"}, app_secret(), auth.BORROWER,
-                 3600)
-    chat.evaluate("s => localStorage.setItem('relend.chat.session', s)", json.dumps(
-        {"token": token, "borrower_id": borrower_id, "name": "QA", "locale": "zh-CN"}))
-    chat.reload()
-    chat.get_by_test_id("chat-input").wait_for()
-    wait_connected(chat)
+    open_chat_as(chat, desk_url, borrower_id, "zh-CN")
     say(chat, "转人工")
 
     console = new_page("desktop")
@@ -348,14 +339,7 @@ def test_the_context_panel_shows_what_changed_while_a_person_has_the_case(
     borrower_id = f"qa-h12-notice-{uuid.uuid4().hex[:8]}"
     put_fixture(live_stack, borrower_id, {"holds": [{"kind": "security"}]})
     chat = new_page("phone")
-    chat.goto(f"{desk_url}/chat")
-    token = sign({"borrower_id": borrower_id, "locale": "zh-CN"}, app_secret(), auth.BORROWER,
-                 3600)
-    chat.evaluate("s => localStorage.setItem('relend.chat.session', s)", json.dumps(
-        {"token": token, "borrower_id": borrower_id, "name": "QA", "locale": "zh-CN"}))
-    chat.reload()
-    chat.get_by_test_id("chat-input").wait_for()
-    wait_connected(chat)
+    open_chat_as(chat, desk_url, borrower_id, "zh-CN")
     say(chat, "转人工")
 
     console = new_page("desktop")
@@ -438,14 +422,7 @@ def test_the_waiting_bar_shows_the_desks_estimate_when_it_has_one(new_page, desk
         borrower_id = f"qa-h12-wait-{uuid.uuid4().hex[:8]}"
         put_fixture(live_stack, borrower_id, {"holds": [{"kind": "security"}]})
         chat = new_page("phone")
-        chat.goto(f"{desk_url}/chat")
-        token = sign({"borrower_id": borrower_id, "locale": locale}, app_secret(),
-                     auth.BORROWER, 3600)
-        chat.evaluate("s => localStorage.setItem('relend.chat.session', s)", json.dumps(
-            {"token": token, "borrower_id": borrower_id, "name": "QA", "locale": locale}))
-        chat.reload()
-        chat.get_by_test_id("chat-input").wait_for()
-        wait_connected(chat)
+        open_chat_as(chat, desk_url, borrower_id, locale)
         say(chat, "转人工" if locale == "zh-CN" else "Talk to a person")
         wait_state(chat, "waiting")
         estimate = chat.get_by_test_id("handoff-estimate")
