@@ -262,8 +262,11 @@ def test_console_retries_a_401_after_refreshing_and_sign_out_revokes(new_page, d
         else:
             route.continue_()
 
-    console.route("**/api/agent/queue", expired_once)
+    # the route is set inside the block: the console also reloads the queue whenever the desk
+    # says it changed (other conversations on the shared stack), and such a reload meeting the
+    # 401 first refreshes too -- before the page's reload, but still within the block
     with console.expect_request(lambda r: r.url.endswith("/api/agent/refresh")):
+        console.route("**/api/agent/queue", expired_once)
         console.reload()  # the queue is loaded again on start
     console.get_by_test_id("workspace").wait_for()
     # the same call again, after the refresh: the queue is drawn only from a retried answer
