@@ -354,6 +354,8 @@ def test_refused_refresh_signs_out(new_page, desk_url):
     }""")
     console.reload()
     console.get_by_test_id("login-view").wait_for()
+    # the form can show before the refused refresh has put its reason on it: wait for the words
+    console.locator("[data-testid=login-error]", has_text="登录已过期").wait_for()
     assert "登录已过期" in console.get_by_test_id("login-error").inner_text()
     keys = storage_keys(console)
     assert keys["session"] == [], keys
