@@ -559,6 +559,7 @@
     return api("GET", "/api/agent/cases/" + caseId).then(function (detail) {
       if (ticket !== opening) return;
       var switching = !current || current.case_id !== detail.case_id;
+      if (!switching) detail.notes = mergeNotes(current.notes, detail.notes);
       current = detail;
       if (switching) {
         $("case-alert").hidden = true;
@@ -575,12 +576,24 @@
     });
   }
 
+  /** The case's notes from a fresh read, plus any this page added that the read predates: a
+   *  reload that left before a note was saved and came back after it must not wipe the note
+   *  (notes are never deleted, so a note we hold is a note that exists). */
+  function mergeNotes(held, fresh) {
+    var merged = (fresh || []).slice();
+    var ids = {};
+    merged.forEach(function (n) { ids[n.id] = true; });
+    (held || []).forEach(function (n) { if (!ids[n.id]) merged.push(n); });
+    return merged;
+  }
+
   function reloadCase(full) {
     if (!current) return Promise.resolve();
     var id = current.case_id;
     return api("GET", "/api/agent/cases/" + id).then(function (detail) {
       if (!current || current.case_id !== id) return;
       var contextChanged = JSON.stringify(current.context) !== JSON.stringify(detail.context);
+      detail.notes = mergeNotes(current.notes, detail.notes);
       current = detail;
       if (full) renderCase(true);
       else {

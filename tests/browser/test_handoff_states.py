@@ -441,3 +441,71 @@ def test_the_waiting_bar_shows_the_desks_estimate_when_it_has_one(new_page, desk
         wait_state(chat, "agent")
         assert chat.get_by_test_id("handoff-estimate").count() == 0
         close_case(desk_url, api_token(desk_url, "agent2"), case["case_id"])
+
+
+# Holds every answer to GET /api/agent/cases/<n> for a while after it arrived in full: a reload
+# that read the case before a note was saved and lands after it.
+SLOW_CASE_READS = """ms => {
+  const real = window.fetch.bind(window);
+  window.__slowReads = {read: 0, landed: 0};
+  window.fetch = (input, opts) => {
+    const url = typeof input === 'string' ? input : input.url;
+    const reading = /\\/api\\/agent\\/cases\\/\\d+$/.test(url)
+      && (!opts || !opts.method || opts.method === 'GET');
+    if (!reading) return real(input, opts);
+    return real(input, opts).then(r => r.text().then(body => {
+      window.__slowReads.read += 1;
+      return new Promise(ok => setTimeout(() => {
+        window.__slowReads.landed += 1;
+        ok(new Response(body, {status: r.status, headers: r.headers}));
+      }, ms));
+    }));
+  };
+}"""
+
+# whether a note with the given words, once shown, ever left the list (a later reload may draw
+# it again, so the end state alone does not tell)
+WATCH_NOTE = """words => {
+  window.__note = {seen: false, lost: false};
+  const list = document.querySelector('[data-testid=notes]');
+  new MutationObserver(() => {
+    const shown = [...list.querySelectorAll('[data-testid=note]')]
+      .some(n => n.textContent.includes(words));
+    if (shown) window.__note.seen = true;
+    else if (window.__note.seen) window.__note.lost = true;
+  }).observe(list, {childList: true, subtree: true});
+}"""
+
+
+def test_a_note_survives_a_reload_that_read_the_case_before_it(new_page, desk_url, live_stack):
+    """Found in CI: the agent's note showed, then vanished, because a reload of the case that
+    had left before the note was saved came back after it and drew the older notes."""
+    borrower_id = f"qa-h12-note-{uuid.uuid4().hex[:8]}"
+    put_fixture(live_stack, borrower_id, {})
+    chat = new_page("phone")
+    open_chat_as(chat, desk_url, borrower_id, "zh-CN")
+    say(chat, "转人工")
+
+    console = new_page("desktop")
+    agent_login(console, desk_url)
+    queue_item(console, borrower_id).get_by_test_id("queue-claim").click()
+    console.get_by_test_id("return-button").wait_for()
+
+    console.evaluate(SLOW_CASE_READS, 3000)
+    # "run a check" on the case one holds reloads the case when it is done
+    console.get_by_test_id("tab-lookup").click()
+    console.get_by_test_id("lookup-input").fill(borrower_id)
+    console.get_by_test_id("lookup-submit").click()
+    console.get_by_test_id("conversation-item").first.get_by_test_id("run-check").click()
+    console.wait_for_function("() => window.__slowReads.read > 0", timeout=30_000)
+
+    console.evaluate(WATCH_NOTE, "已核对还款流水")
+    console.get_by_test_id("note-input").fill("已核对还款流水")
+    console.get_by_test_id("note-add").click()
+    note = console.get_by_test_id("note").filter(has_text="已核对还款流水")
+    note.wait_for()
+    console.wait_for_function(
+        "() => window.__slowReads.landed >= window.__slowReads.read", timeout=30_000)
+    console.wait_for_timeout(1000)  # the late answer drawn, if it is going to wipe the note
+    assert console.evaluate("() => window.__note") == {"seen": True, "lost": False}
+    assert note.count() == 1, console.get_by_test_id("notes").inner_text()

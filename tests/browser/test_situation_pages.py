@@ -12,11 +12,14 @@ ago and its 90-day cooling-off ends in 62 days; demo-id-expired has no window at
 from __future__ import annotations
 
 import re
+import uuid
 
+from qa.live import put_fixture
 from tests.browser.helpers import (
     agent_login,
     count,
     open_chat,
+    open_chat_as,
     queue_item,
     say,
     send,
@@ -110,12 +113,17 @@ def test_nothing_is_drawn_without_dates(new_page, desk_url):
     assert chat.locator("[data-testid=situation]").count() == 0
 
 
-def test_the_first_why_answer_shows_the_window_it_waits_out(new_page, desk_url, shots):
+def test_the_first_why_answer_shows_the_window_it_waits_out(new_page, desk_url, live_stack,
+                                                           shots):
     """Issue 12: "why can't I borrow" is the first thing a borrower asks; when its main
     reason has a window with both dates (a risk review: reviewed 5 days ago, next review in
-    about 24 days), the answer carries the picture too, with its text alternative."""
+    24 days), the answer carries the picture too, with its text alternative. A borrower of its
+    own, like demo-risk-review: the demo one may still be with an agent after another test."""
+    borrower_id = f"qa-h12-why-{uuid.uuid4().hex[:8]}"
+    put_fixture(live_stack, borrower_id,
+                {"reviews": [{"days_ago": 5, "passed": False, "next_review_in_days": 24}]})
     chat = new_page("phone")
-    open_chat(chat, desk_url, "demo-risk-review")
+    open_chat_as(chat, desk_url, borrower_id, "zh-CN")
     answer = "\n".join(say(chat, WHY_ZH))
     assert "评估" in answer, answer  # the words stand alone
 
