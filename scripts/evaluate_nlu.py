@@ -27,15 +27,15 @@ from nlu_eval.report import Prediction, parse_all, score, summary_text, write  #
 from nlu_eval.sets import HELDOUT, REAL_SETS, heldout_examples, real_examples  # noqa: E402
 
 # (set, figure, minimum): the real-message set is the one that matters; the held-out set
-# guards against regressions on our own phrasing. The minimums sit 0.8-1.8 points under what
-# the model measures (README, "NLU": 0.658, 0.706, 0.758, 0.938; training is deterministic),
+# guards against regressions on our own phrasing. The minimums sit 0.5-1.3 points under what
+# the model measures (README, "NLU": 0.684, 0.718, 0.793, 0.935; training is deterministic),
 # so that a change that makes it worse fails. Strict accuracy and routing are not yet at the
 # targets of issue 8 (strict 0.75, routing averaged over the routes 0.85; off-topic 0.75 is
 # reached): raise the gates as the model gets there, never lower them.
 GATES = (
-    ("real", "strict_accuracy", 0.645),
-    ("real", "routing_macro_recall", 0.69),
-    ("real", "off_topic_recall", 0.75),
+    ("real", "strict_accuracy", 0.675),
+    ("real", "routing_macro_recall", 0.705),
+    ("real", "off_topic_recall", 0.78),
     ("heldout", "intent_macro_f1", 0.93),
 )
 
@@ -106,9 +106,9 @@ def main() -> int:
             continue
         value = results[set_name].figures[figure]
         status = "ok  " if value >= minimum else "FAIL"
-        print(f"{status} {set_name} {figure} {value:.3f} (gate {minimum:.2f})")
+        print(f"{status} {set_name} {figure} {value:.3f} (gate {minimum:.3f})")
         if value < minimum:
-            failed.append(f"{set_name} {figure} {value:.3f} < {minimum:.2f}")
+            failed.append(f"{set_name} {figure} {value:.3f} < {minimum:.3f}")
     print(f"reports: {out}/ (summaries, errors, confusion matrices)")
     if failed:
         print("NLU gate failed: " + "; ".join(failed), file=sys.stderr)

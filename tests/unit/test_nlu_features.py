@@ -13,7 +13,13 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from nlu_components.intent_classifier import PinyinSyllables, TfidfIntentClassifier
+from nlu_components.intent_classifier import (
+    PinyinSyllables,
+    SoftVote,
+    TfidfIntentClassifier,
+    WeightedTerms,
+    linear_scores,
+)
 
 CONFIG = {"pinyin": True, "svm_weight": 0.5}
 EXAMPLES = {
@@ -79,3 +85,50 @@ def test_the_svm_votes_only_on_chinese_messages_when_told(tmp_path: Path) -> Non
     assert np.allclose(chinese_only[0], regression[0])  # English: the regression alone
     assert not np.allclose(both[0], regression[0])
     assert np.allclose(chinese_only[1], both[1])  # Chinese: the vote of both
+
+
+# what the fast paths of a parse must reproduce: scikit-learn's own TfidfVectorizer and
+# predict_proba / decision_function, fitted on the same texts
+TEXTS = [text for texts in EXAMPLES.values() for text in texts]
+UNSEEN = ["借贝额度怎么没了啊", "额度 额度 额度", "when will it come back", "🙂", "",
+          "zzz 未见过的词"]
+
+
+def test_weighted_terms_give_the_features_scikit_learn_gives() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    for options in ({"analyzer": "char_wb", "ngram_range": (1, 3), "sublinear_tf": True},
+                    {"tokenizer": PinyinSyllables(), "token_pattern": None,
+                     "lowercase": False, "sublinear_tf": True},
+                    {"norm": None, "use_idf": True}, {"use_idf": False}):
+        fast = WeightedTerms(**options).fit(TEXTS)
+        stock = TfidfVectorizer(**options).fit(TEXTS)
+        for texts in (TEXTS, UNSEEN, UNSEEN[:1]):
+            ours, theirs = fast.transform(texts), stock.transform(texts)
+            assert ours.shape == theirs.shape
+            # the same arithmetic in another order: equal to the last bit or two
+            assert abs(ours - theirs).max() <= 1e-15, options
+            assert (ours != 0).nnz == (theirs != 0).nnz
+
+
+def test_the_vote_gives_the_probabilities_scikit_learn_gives() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    labels = [intent for intent, texts in EXAMPLES.items() for _ in texts]
+    terms = WeightedTerms(analyzer="char_wb", ngram_range=(1, 3))
+    features = terms.fit_transform(TEXTS)
+    vote = SoftVote(C=20.0, svm_weight=0.5).fit(features, labels)
+    unseen = terms.transform(UNSEEN)
+    shares = np.array([0.5, 0.0, 0.5, 0.0, 0.5, 0.0]).reshape(-1, 1)
+    svm = LinearSVC(C=1.0, class_weight="balanced", random_state=42).fit(features, labels)
+    scores = svm.decision_function(unseen) * 4.0
+    softmax = np.exp(scores - scores.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    regression = LogisticRegression(C=20.0, max_iter=2000, class_weight="balanced",
+                                    random_state=42).fit(features, labels)
+    expected = (1 - shares) * regression.predict_proba(unseen) + shares * softmax
+    assert np.allclose(vote.predict_proba(unseen, shares.ravel()), expected, rtol=0, atol=1e-12)
+    # two classes: scikit-learn's decision function is one column, and stays one
+    two = LinearSVC().fit(features[:8], labels[:8])
+    assert np.allclose(linear_scores(two, unseen), two.decision_function(unseen))
