@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import count
 from typing import Any
 
@@ -26,6 +27,8 @@ from desk import auth
 from desk.auth import sign
 from desk.config import DeskSettings
 from desk.demo_borrowers import DemoBorrower
+from desk.models import Case, Conversation
+from desk.service import utc_now
 
 APP_SECRET = "test-app-secret-0123456789abcdefghij"
 AGENT_SECRET = "test-agent-secret-0123456789abcdefghij"
@@ -448,3 +451,23 @@ def ownership(client: TestClient, conversation_id: str) -> dict[str, Any]:
                           headers=bearer(INTERNAL_TOKEN))
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def add_claimed_cases(sessions, waits_minutes: list[float], *, claimed_hours_ago: float = 0.5
+                      ) -> None:
+    """Fixture cases other borrowers opened and agents claimed, ``waits_minutes`` apart."""
+    now = utc_now()
+    with sessions() as session:
+        for n, wait in enumerate(waits_minutes):
+            claimed = now - timedelta(hours=claimed_hours_ago, seconds=n)
+            opened = claimed - timedelta(minutes=wait)
+            conversation_id = f"c-estimate-{claimed_hours_ago}-{n}"
+            session.add(Conversation(id=conversation_id, borrower_id=f"b-est-{conversation_id}",
+                                     locale="zh-CN", owner="bot", created_at=opened,
+                                     updated_at=claimed))
+            session.flush()
+            session.add(Case(conversation_id=conversation_id, borrower_id="b-est",
+                             language="zh", reason="borrower_asked", context={},
+                             status="closed", created_at=opened, claimed_at=claimed,
+                             ended_at=claimed))
+        session.commit()

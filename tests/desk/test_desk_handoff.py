@@ -15,6 +15,7 @@ from desk_support import (
     AgentFeed,
     Chat,
     FakeRasa,
+    add_claimed_cases,
     bearer,
     error_code,
     hand_off,
@@ -22,8 +23,7 @@ from desk_support import (
 )
 from fastapi.testclient import TestClient
 
-from desk.models import Case, Conversation
-from desk.service import utc_now
+from desk.models import Case
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -360,26 +360,6 @@ def test_a_case_that_nobody_claimed_leaves_no_line_when_it_ends(
 
 
 # --- the waiting estimate: only from enough recent claimed cases (issue 12) --------------------
-
-
-def add_claimed_cases(sessions, waits_minutes: list[float], *, claimed_hours_ago: float = 0.5
-                      ) -> None:
-    """Fixture cases other borrowers opened and agents claimed, ``waits_minutes`` apart."""
-    now = utc_now()
-    with sessions() as session:
-        for n, wait in enumerate(waits_minutes):
-            claimed = now - timedelta(hours=claimed_hours_ago, seconds=n)
-            opened = claimed - timedelta(minutes=wait)
-            conversation_id = f"c-estimate-{claimed_hours_ago}-{n}"
-            session.add(Conversation(id=conversation_id, borrower_id=f"b-est-{conversation_id}",
-                                     locale="zh-CN", owner="bot", created_at=opened,
-                                     updated_at=claimed))
-            session.flush()
-            session.add(Case(conversation_id=conversation_id, borrower_id="b-est",
-                             language="zh", reason="borrower_asked", context={},
-                             status="closed", created_at=opened, claimed_at=claimed,
-                             ended_at=claimed))
-        session.commit()
 
 
 def test_with_enough_recent_claims_the_borrower_reads_the_median_wait(

@@ -17,32 +17,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from desk_support import AgentApi, Chat, hand_off
+from desk_support import AgentApi, Chat, add_claimed_cases, hand_off
 from fastapi.testclient import TestClient
 
 from desk.handoffs import expected_minutes
-from desk.models import Case, Conversation
-from desk.service import utc_now
+from desk.models import Case
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def add_claimed_cases(sessions, waits_minutes: list[float]) -> None:
-    now = utc_now()
-    with sessions() as session:
-        for n, wait in enumerate(waits_minutes):
-            claimed = now - timedelta(minutes=30, seconds=n)
-            opened = claimed - timedelta(minutes=wait)
-            conversation_id = f"c-refresh-{n}"
-            session.add(Conversation(id=conversation_id, borrower_id=f"b-refresh-{n}",
-                                     locale="zh-CN", owner="bot", created_at=opened,
-                                     updated_at=claimed))
-            session.flush()
-            session.add(Case(conversation_id=conversation_id, borrower_id=f"b-refresh-{n}",
-                             language="zh", reason="borrower_asked", context={},
-                             status="closed", created_at=opened, claimed_at=claimed,
-                             ended_at=claimed))
-        session.commit()
 
 
 def backdate(sessions, case_id: int, minutes: float) -> None:
