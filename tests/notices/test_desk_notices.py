@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from datetime import time as dt_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -254,13 +255,18 @@ def handler_for(app: FastAPI, moment: datetime, zone: str,
 def test_the_notifier_holds_a_notice_in_the_borrowers_night(
         client: TestClient, sessions: sessionmaker[Session], app: FastAPI) -> None:
     conversation_id = away(sessions, "b-1001")
-    night = datetime(2026, 11, 30, 15, 30, tzinfo=timezone.utc)  # 23:30 in Shanghai
+    # 23:30 in Shanghai tomorrow: the desk holds a notice against its own clock, so the
+    # borrower's night must still be ahead of the real time (a fixed date stops being night
+    # once it has passed: this test failed the first time it ran after 2026-12-01 00:00 UTC)
+    tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
+    night = datetime.combine(tomorrow, dt_time(15, 30), tzinfo=timezone.utc)
     handle = handler_for(app, night, "Asia/Shanghai")
     assert client.portal.call(handle, change("b-1001", "hold_released:H-5")) == "waiting"
     with sessions() as session:
         notice = session.execute(select(Notice)).scalar_one()
-        # 08:00 the next morning in Shanghai
-        assert notice.deliver_after == datetime(2026, 12, 1, 0, 0, tzinfo=timezone.utc)
+        # 08:00 the next morning in Shanghai, 00:00 UTC
+        assert notice.deliver_after == datetime.combine(tomorrow + timedelta(days=1),
+                                                        dt_time(0, 0), tzinfo=timezone.utc)
         assert notice.timezone == "Asia/Shanghai"
         assert notice.decision["eligible"] is True
     assert bot_texts(sessions, conversation_id) == []
