@@ -1,4 +1,5 @@
-"""Generate typo, product-name, masked-number and texting variants of the training examples.
+"""Generate typo, product-name, masked-number and texting variants of the training examples,
+and the same eligibility questions asked about a credit card, as off-topic examples.
 
 Real borrowers type on phones with pinyin input: homophones (额渡, 遇期, 申述), no punctuation,
 other lenders' product names, and masked numbers pasted from the app; in English they text
@@ -6,6 +7,14 @@ other lenders' product names, and masked numbers pasted from the app; in English
 ``data/nlu/generated/variants.yml`` from the hand-written training files (never from the
 real-message training files or any evaluation set), deterministically (fixed seed), and skips
 any variant that nearly copies an evaluation message. Re-run it after editing data/nlu/.
+
+It also writes ``data/nlu/generated/other_products.yml``: the hand-written Chinese questions
+about raising a limit or a limit cut or closed, asked about a **bank credit card** instead of
+a line like ours (``[借呗](product)怎么提额`` ->
+``招行信用卡怎么提额``, ``额度被降了`` -> ``临时额度被降了``), labelled ``out_of_scope``: rule 5 of
+docs/nlu-labelling.md (the kind of product decides, not the question). Without them,
+questions about raising a credit card's limit were read as ``ask_improve_eligibility`` with
+near certainty (README, "NLU").
 
     .venv/bin/python scripts/augment_nlu.py [--check]   # --check: exit 1 if the file is stale
 """
@@ -30,7 +39,9 @@ from nlu_eval.sets import (  # noqa: E402
 )
 
 TARGET = TRAINING_DIR / "generated" / "variants.yml"
+OTHER_PRODUCTS_TARGET = TRAINING_DIR / "generated" / "other_products.yml"
 SEED = 20261130
+OTHER_PRODUCTS_SEED = 20261201
 # only the borrower's questions get variants; small talk is short and already varied
 INTENTS = ("cannot_borrow_after_repayment", "ask_limit_restore_time", "limit_reduced_or_closed",
            "ask_improve_eligibility", "request_appeal", "check_appeal_status", "request_human",
@@ -69,6 +80,20 @@ TEXTING = {
     "know": ["knw"], "message": ["msg"], "should": ["shld"], "someone": ["sm1"],
 }
 ENGLISH_WORD = re.compile(r"[A-Za-z']+")
+# the eligibility questions a credit card has too (raising a limit, a limit cut or closed):
+# asked about a card, the same words are off-topic (rule 5 of docs/nlu-labelling.md).
+# Measured 2026-12-01 (README, "NLU"): with the refusals, restore-time questions and
+# complaints too, twice the examples cost 0.6 more points of in-scope routing and two
+# English messages for 1.3 more points of off-topic recall.
+CARD_QUESTIONS = ("limit_reduced_or_closed", "ask_improve_eligibility")
+# a card named in place of the product, or a card's kind of limit in place of 额度 (临时额度 and
+# 固定额度 are what only credit cards have: with explicit 信用卡 alone, measured 2026-12-01,
+# Chinese off-topic recall rose about 2 points less for the same in-scope cost)
+CARDS = ["信用卡", "招行信用卡", "白金卡", "建行信用卡", "广发卡", "浦发的卡", "中信信用卡",
+         "交行信用卡"]
+CARD_LIMITS = ["信用卡额度", "卡的额度", "临时额度", "固定额度", "信用卡的额度", "信用卡固额"]
+# a line like ours named in the text: swapping 额度 there would still ask about our line
+OUR_KIND = re.compile("借呗|花呗|微粒贷|信用贷|借款|借钱")
 
 
 def variant(text: str, rng: random.Random) -> str | None:
@@ -121,6 +146,20 @@ def texting(text: str, rng: random.Random) -> str | None:
     return made if made and made.lower() != text.lower() else None
 
 
+def about_a_card(text: str, rng: random.Random) -> str | None:
+    """A Chinese eligibility question asked about a credit card instead (markup removed), or
+    None: English (measured: English card variants cost English off-topic recall), long
+    messages, and messages that name two products or a line like ours besides the limit."""
+    if not re.search(r"[\u4e00-\u9fff]", text) or len(PRODUCT_MARKUP.sub(r"\1", text)) > 40:
+        return None
+    named = len(PRODUCT_MARKUP.findall(text))
+    if named == 1:
+        return PRODUCT_MARKUP.sub(lambda _: rng.choice(CARDS), text)
+    if named == 0 and "额度" in text and not OUR_KIND.search(text):
+        return text.replace("额度", rng.choice(CARD_LIMITS), 1)
+    return None
+
+
 def hand_written() -> list[tuple[str, str]]:
     """(intent, raw example line with markup) from the hand-written files only."""
     found = []
@@ -136,11 +175,13 @@ def hand_written() -> list[tuple[str, str]]:
 
 
 def generate() -> str:
-    rng = random.Random(SEED)
     evaluation = evaluation_examples()
     existing = {e.text for e in rasa_examples(sorted(TRAINING_DIR.glob("*.yml")))}
     by_intent: dict[str, list[str]] = {}
     for intent, raw in hand_written():
+        # a generator per example: adding, moving or removing one example changes its own
+        # variant only, so a data change is measured without every other variant redrawn
+        rng = random.Random(f"{SEED}:{intent}:{raw}")
         for _ in range(PER_EXAMPLE):
             made = variant(raw, rng)
             if made and made != raw:
@@ -167,22 +208,47 @@ def generate() -> str:
     return "\n".join(out) + "\n"
 
 
+def generate_other_products() -> str:
+    """``other_products.yml``: the hand-written Chinese limit questions asked about a credit
+    card, as ``out_of_scope`` (near-copies of evaluation messages and texts already in
+    the training data left out)."""
+    made = [about_a_card(raw, random.Random(f"{OTHER_PRODUCTS_SEED}:{raw}"))
+            for intent, raw in hand_written() if intent in CARD_QUESTIONS]
+    # the hand-written and real files only: the generated ones may be about to be rewritten
+    existing = {e.text for e in rasa_examples(sorted(TRAINING_DIR.rglob("*.yml")))
+                if e.source not in (TARGET.stem, OTHER_PRODUCTS_TARGET.stem)}
+    candidates = [Example(text, "out_of_scope")
+                  for text in dict.fromkeys(m for m in made if m) if text not in existing]
+    copies = {c.text for c, _ in near_copies(candidates, evaluation_examples())}
+    out = ['version: "3.1"',
+           "# GENERATED by scripts/augment_nlu.py from the hand-written questions about raising",
+           "# or losing a limit in data/nlu/: the same question about a bank credit card is",
+           "# off-topic (rule 5 of docs/nlu-labelling.md). Do not edit.",
+           "nlu:",
+           "- intent: out_of_scope",
+           "  metadata: {source: generated}",
+           "  examples: |"]
+    out += [f"    - {c.text}" for c in candidates if c.text not in copies]
+    return "\n".join(out) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file is stale")
     args = parser.parse_args()
-    text = generate()
-    if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run scripts/augment_nlu.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    TARGET.parent.mkdir(parents=True, exist_ok=True)
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)}: {text.count(chr(10) + '    - ')} variants")
-    return 0
+    stale = 0
+    for target, text in ((TARGET, generate()), (OTHER_PRODUCTS_TARGET, generate_other_products())):
+        name = target.relative_to(ROOT)
+        if args.check:
+            current = target.read_text(encoding="utf-8") if target.exists() else ""
+            if current != text:
+                print(f"{name} is stale: run scripts/augment_nlu.py", file=sys.stderr)
+                stale = 1
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {name}: {text.count(chr(10) + '    - ')} examples")
+    return stale
 
 
 if __name__ == "__main__":

@@ -27,15 +27,15 @@ from nlu_eval.report import Prediction, parse_all, score, summary_text, write  #
 from nlu_eval.sets import HELDOUT, REAL_SETS, heldout_examples, real_examples  # noqa: E402
 
 # (set, figure, minimum): the real-message set is the one that matters; the held-out set
-# guards against regressions on our own phrasing. The minimums sit 0.5-1.3 points under what
-# the model measures (README, "NLU": 0.684, 0.718, 0.793, 0.935; training is deterministic),
-# so that a change that makes it worse fails. Strict accuracy and routing are not yet at the
-# targets of issue 8 (strict 0.75, routing averaged over the routes 0.85; off-topic 0.75 is
-# reached): raise the gates as the model gets there, never lower them.
+# guards against regressions on our own phrasing. The minimums sit 0.2-1 point under what the
+# model measures (README, "NLU": 0.696, 0.714, 0.800, 0.932 on 2026-12-01; training is
+# deterministic), so that a change that makes it worse fails. Strict accuracy and routing are
+# not yet at the targets of issue 8 (strict 0.75, routing averaged over the routes 0.85;
+# off-topic 0.75 is reached): raise the gates as the model gets there, never lower them.
 GATES = (
-    ("real", "strict_accuracy", 0.675),
+    ("real", "strict_accuracy", 0.69),
     ("real", "routing_macro_recall", 0.705),
-    ("real", "off_topic_recall", 0.78),
+    ("real", "off_topic_recall", 0.79),
     ("heldout", "intent_macro_f1", 0.93),
 )
 

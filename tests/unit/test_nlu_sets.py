@@ -4,6 +4,7 @@ the real-message set kept apart from training by source, and routes that match t
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from nlu_eval.sets import (
     near_copies,
     near_copy,
     normalise,
+    rasa_examples,
     real_examples,
     training_examples,
 )
@@ -135,9 +137,7 @@ def test_real_set_sources_are_never_trained_on(real: list[Example]) -> None:
     assert not leaked, leaked[:20]
 
 
-def test_generated_variants_are_up_to_date() -> None:
-    """data/nlu/generated/variants.yml is what scripts/augment_nlu.py makes from today's data
-    (and today's evaluation sets, whose near-copies it leaves out)."""
+def _augment() -> Any:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("augment_nlu",
@@ -145,5 +145,47 @@ def test_generated_variants_are_up_to_date() -> None:
     assert spec and spec.loader
     augment = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(augment)
-    current = (ROOT / "data" / "nlu" / "generated" / "variants.yml").read_text(encoding="utf-8")
+    return augment
+
+
+def test_generated_variants_are_up_to_date() -> None:
+    """data/nlu/generated/*.yml is what scripts/augment_nlu.py makes from today's data (and
+    today's evaluation sets, whose near-copies it leaves out)."""
+    augment = _augment()
+    generated = ROOT / "data" / "nlu" / "generated"
+    current = (generated / "variants.yml").read_text(encoding="utf-8")
     assert current == augment.generate(), "stale: run scripts/augment_nlu.py"
+    current = (generated / "other_products.yml").read_text(encoding="utf-8")
+    assert current == augment.generate_other_products(), "stale: run scripts/augment_nlu.py"
+
+
+@pytest.mark.parametrize(("question", "asked_about_a_card"), [
+    # the product named is swapped for a card; the card is one of the list (any of them)
+    ("[借呗](product)怎么提额", "{card}怎么提额"),
+    # no product named: the limit becomes a card's kind of limit
+    ("额度被降了怎么办", "{limit}被降了怎么办"),
+    # still about a line like ours, two products, English, or too long: no variant
+    ("借款额度没了", None),
+    ("多用[花呗](product)能提高[借呗](product)额度吗", None),
+    ("why was my limit cut", None),
+    ("我一直按时还款从来没有逾期过为什么突然就不给我额度了"
+     "这到底是什么原因能不能给个说法呀谢谢", None),
+])
+def test_an_eligibility_question_about_a_card_is_made_only_where_it_reads_right(
+        question: str, asked_about_a_card: str | None) -> None:
+    import random
+
+    augment = _augment()
+    made = augment.about_a_card(question, random.Random(0))
+    if asked_about_a_card is None:
+        assert made is None
+        return
+    assert made in {asked_about_a_card.format(card=card, limit=limit)
+                    for card in augment.CARDS for limit in augment.CARD_LIMITS}
+
+
+def test_card_questions_are_off_topic_and_copy_no_evaluation_message(
+        real: list[Example]) -> None:
+    cards = rasa_examples([ROOT / "data" / "nlu" / "generated" / "other_products.yml"])
+    assert len(cards) > 50 and {e.intent for e in cards} == {"out_of_scope"}
+    assert not list(near_copies(cards, heldout_examples() + real))
