@@ -27,19 +27,16 @@ from nlu_eval.report import Prediction, parse_all, score, summary_text, write  #
 from nlu_eval.sets import HELDOUT, REAL_SETS, heldout_examples, real_examples  # noqa: E402
 
 # (set, figure, minimum): the real-message set is the one that matters; the held-out set
-# guards against regressions on our own phrasing. The minimums sit 0.3-1.1 points under what
-# the model measures (README, "NLU": 0.701, 0.721, 0.800, 0.923 on 2026-12-01; training is
+# guards against regressions on our own phrasing. The minimums sit 0.4-1.1 points under what
+# the model measures (README, "NLU": 0.711, 0.724, 0.818, 0.934 on 2026-12-01; training is
 # deterministic), so that a change that makes it worse fails. Strict accuracy and routing are
 # not yet at the targets of issue 8 (strict 0.75, routing averaged over the routes 0.85;
-# off-topic 0.75 is reached): raise the gates as the model gets there. The held-out gate went
-# from 0.93 to 0.92 once (2026-12-01, still over the issue's 0.90): the examples written blind
-# to the evaluation gained 1.3 points of real-set routing in every draw and cost three
-# held-out messages in every draw -- the real set decides. Otherwise never lower a gate.
+# off-topic 0.75 is reached): raise the gates as the model gets there, never lower them.
 GATES = (
-    ("real", "strict_accuracy", 0.69),
-    ("real", "routing_macro_recall", 0.71),
-    ("real", "off_topic_recall", 0.79),
-    ("heldout", "intent_macro_f1", 0.92),
+    ("real", "strict_accuracy", 0.70),
+    ("real", "routing_macro_recall", 0.715),
+    ("real", "off_topic_recall", 0.81),
+    ("heldout", "intent_macro_f1", 0.93),
 )
 
 
