@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Collection, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -116,10 +118,39 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out as a connection's source port (32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out: set[int] = set()
+_pick = random.Random(f"{os.getpid()}:{time.time_ns()}")
+
+
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A port on 127.0.0.1 for a test server (not one of ``avoid``): free now, and from below
+    the kernel's ephemeral
+    range. A port from inside it (what binding port 0 gives) can, between this call and the
+    server binding it, become the source port of one of the stack's own outgoing connections
+    (Postgres, Redis, RabbitMQ) -- the server then dies with "address already in use"
+    (a Rasa replica did, in a fresh-clone run of the production topology test). Ports below
+    the range are never taken that way; each is handed out once per test session."""
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    while True:
+        port = _pick.randrange(low, high - 250)  # room for a replica block of base + 0..202
+        if port in _handed_out or port in avoid:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 @pytest.fixture(scope="session")

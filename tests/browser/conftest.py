@@ -12,7 +12,6 @@ import dataclasses
 import os
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from stack.config import ROOT, StackConfig
 from stack.model import ensure_model, fingerprint
 from tests.browser.helpers import CSP_LISTENER, csp_violations
+from tests.conftest import free_port
 
 SHOTS = ROOT / "reports" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -45,18 +45,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_SECONDS))
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets, ports = [], []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports.append(s.getsockname()[1])
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _trainer(models_dir: Path) -> int | None:
@@ -109,7 +97,7 @@ def _model_ready(config: StackConfig) -> None:
 @pytest.fixture(scope="session")
 def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
     var = tmp_path_factory.mktemp("relend-var")
-    backend, actions, rasa, desk = _free_ports(4)
+    backend, actions, rasa, desk = (free_port() for _ in range(4))
     base = StackConfig.from_env()
     return dataclasses.replace(
         base, backend_port=backend, actions_port=actions, rasa_port=rasa, desk_port=desk,

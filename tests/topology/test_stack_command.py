@@ -146,8 +146,9 @@ def test_up_production_then_stop_leaves_nothing_running(tmp_path: Path) -> None:
     while any(listening(base + offset + i) for offset in (0, 100, 200) for i in range(2)) \
             or base + 202 > 65000:
         base = free_port()
-    ports = {"RELEND_BACKEND_PORT": free_port(), "RELEND_RASA_PORT": free_port(),
-             "RELEND_ACTIONS_PORT": free_port(), "RELEND_DESK_PORT": free_port()}
+    replicas = {base + offset + i for offset in (0, 100, 200) for i in range(2)}
+    ports = {name: free_port(avoid=replicas) for name in (
+        "RELEND_BACKEND_PORT", "RELEND_RASA_PORT", "RELEND_ACTIONS_PORT", "RELEND_DESK_PORT")}
     env = {**os.environ, "RELEND_ENV": "sandbox", "RELEND_VAR_DIR": str(tmp_path),
            **{k: str(v) for k, v in ports.items()}, "RELEND_REPLICA_PORT_BASE": str(base),
            "RELEND_PROD_BACKEND_DB": f"{prefix}_backend", "RELEND_PROD_DESK_DB":
