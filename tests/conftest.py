@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import socket
@@ -118,6 +119,7 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
+@functools.cache
 def _ephemeral_low() -> int:
     """The first port the kernel hands out as a connection's source port (32768 by default)."""
     try:
@@ -131,13 +133,13 @@ _pick = random.Random(f"{os.getpid()}:{time.time_ns()}")
 
 
 def free_port(avoid: Collection[int] = ()) -> int:
-    """A port on 127.0.0.1 for a test server (not one of ``avoid``): free now, and from below
-    the kernel's ephemeral
-    range. A port from inside it (what binding port 0 gives) can, between this call and the
-    server binding it, become the source port of one of the stack's own outgoing connections
-    (Postgres, Redis, RabbitMQ) -- the server then dies with "address already in use"
-    (a Rasa replica did, in a fresh-clone run of the production topology test). Ports below
-    the range are never taken that way; each is handed out once per test session."""
+    """A port on 127.0.0.1 for a test server (not one of ``avoid``): free now, and from
+    below the kernel's ephemeral range. A port from inside it (what binding port 0 gives)
+    can, between this call and the server binding it, become the source port of one of the
+    stack's own outgoing connections (Postgres, Redis, RabbitMQ); the server then dies with
+    "address already in use" (a Rasa replica did, in a fresh-clone run of the production
+    topology test). Ports below the range are never taken that way; each is handed out once
+    per test session."""
     high = _ephemeral_low()
     low = max(1024, high - 12000)
     while True:
